@@ -1,0 +1,83 @@
+"""Command line: ``python -m jobs nightly|backfill|generate …`` (SPEC §11).
+
+Thin: parse the arguments, load the config, build the Spark session, call jobs.run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _malls(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected mall ids like 1,2, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf", default="conf", help="config folder (default: conf)")
+    p.add_argument("--landing", help="landing folder or URI (overrides conf/storage.yaml)")
+    p.add_argument("--lakehouse", help="lakehouse root folder or URI (overrides conf/storage.yaml)")
+    p.add_argument("--master", help="Spark master URL (overrides conf/storage.yaml), e.g. spark://127.0.0.1:7077")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jobs", description="Footfall analytics jobs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    n = sub.add_parser("nightly", help="ingest new files, recompute what they touch up to --date")
+    n.add_argument("--date", type=_date, required=True, help="the run's local date YYYY-MM-DD")
+    _common(n)
+    b = sub.add_parser("backfill", help="ingest new files, recompute a date range")
+    b.add_argument("--from", dest="start", type=_date, required=True)
+    b.add_argument("--to", dest="end", type=_date, required=True)
+    b.add_argument("--malls", type=_malls, help="comma-separated mall ids (default: all)")
+    _common(b)
+    sub.add_parser("generate", help="write a synthetic world (see --help)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "generate":
+        from jobs.generate import main as generate_main
+        return generate_main(argv[1:])
+    args = parser().parse_args(argv)
+
+    from jobs.config import ConfigError, load_config
+    from jobs.run import RunError, backfill, nightly
+    from jobs.spark import build_spark
+
+    try:
+        cfg = load_config(args.conf).with_storage(args.landing, args.lakehouse, args.master)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    st = cfg.storage
+    spark = build_spark(st.spark_master, st.spark_app_name, st.spark_conf)
+    try:
+        if args.command == "nightly":
+            summary = nightly(spark, cfg, args.date)
+        else:
+            summary = backfill(spark, cfg, args.start, args.end, args.malls)
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        pass
+    print(summary.render())
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Landing → bronze: parse, validate (SPEC §2), normalise and pseudonymise probes.
+
+Pure ``DataFrame -> DataFrame`` transforms; reading files and writing tables happen in
+:mod:`jobs.run`. The exact input rules are in docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+#: Quarantine reasons, in the order SPEC §2 checks them (first failure wins).
+REASONS = ("malformed", "invalid_mac", "invalid_rssi", "invalid_ts", "unknown_sensor", "too_late")
+FIELDS = ("sensor_id", "mac", "ts", "rssi")
+
+JSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
+CSV_EXTENSIONS = (".csv",)
+#: 2010-01-01T00:00:00Z: earlier instants are invalid_ts.
+MIN_TS_MS = 1262304000000
+DAY_MS = 86_400_000
+
+_ISO = (r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?"
+        r"(Z|([+-])(\d{2}):(\d{2}))$")
+_MAC_PAIRS = r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$"
+_MAC_BARE = r"^[0-9a-f]{12}$"
+_MAC_DOTTED = r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$"
+_NUMERIC_VARIANT = ("TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE")
+
+
+def file_format(path: str) -> str | None:
+    """'json' or 'csv' from a landing file's name (``.gz`` allowed), else None."""
+    name = path.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if name.endswith(JSON_EXTENSIONS):
+        return "json"
+    if name.endswith(CSV_EXTENSIONS):
+        return "csv"
+    return None
+
+
+def _format_of(path: Column) -> Column:
+    base = F.regexp_replace(F.lower(path), r"\.gz$", "")
+    return (F.when(base.rlike(r"\.(ndjson|jsonl|json)$"), F.lit("json"))
+            .when(base.rlike(r"\.csv$"), F.lit("csv")))
+
+
+def split_lines(files: DataFrame) -> DataFrame:
+    """One row per record line of each file.
+
+    :param files: ``(source_file, value)``, each file's whole (decompressed) text.
+    :return: ``(source_file, format, line_no, raw, csv_header)``; blank lines and CSV
+        header lines are left out; ``line_no`` counts physical lines from 1.
+    """
+    first_line = F.regexp_replace(F.substring_index("value", "\n", 1), r"^\ufeff|\r$", "")
+    return (
+        files
+        .withColumn("format", _format_of(F.col("source_file")))
+        .withColumn("csv_header", F.when(F.col("format") == "csv", first_line))
+        .select("source_file", "format", "csv_header",
+                F.posexplode(F.split("value", "\n")).alias("pos", "raw"))
+        .withColumn("raw", F.regexp_replace("raw", r"^\ufeff|\r$", ""))
+        .where(strip(F.col("raw")) != "")
+        .where(~((F.col("format") == "csv") & (F.col("pos") == 0)))
+        .select("source_file", "format", (F.col("pos") + 1).cast("long").alias("line_no"),
+                "raw", "csv_header")
+    )
+
+
+def strip(c: Column) -> Column:
+    """Remove ASCII white space (space, tab, CR, LF, FF, VT) at both ends."""
+    return F.regexp_replace(c, r"^\s+|\s+$", "")
+
+
+def _unquote(c: Column) -> Column:
+    return strip(F.regexp_replace(strip(c), r'^"(.*)"$', "$1"))
+
+
+def _json_fields(raw: Column) -> dict[str, Column]:
+    v = F.expr("try_parse_json(raw)")
+    is_object = F.coalesce(F.schema_of_variant(v).startswith("OBJECT"), F.lit(False))
+    out = {}
+    for name in FIELDS:
+        fv = F.try_variant_get(v, f"$.{name}", "variant")
+        kind = F.schema_of_variant(fv)
+        ok = kind.isin(*_NUMERIC_VARIANT, "STRING") | kind.startswith("DECIMAL")
+        text = F.try_variant_get(fv, "$", "string")
+        out[name] = F.when(is_object & ok, strip(text))
+    return out
+
+
+def _csv_fields(raw: Column, header: Column) -> dict[str, Column]:
+    names = F.transform(F.split(header, ","), _unquote)
+    values = F.split(raw, ",")
+    same_width = F.size(values) == F.size(names)
+    out = {}
+    for name in FIELDS:
+        pos = F.array_position(names, name)
+        out[name] = F.when(same_width & (pos > 0), _unquote(F.try_element_at(values, pos.cast("int"))))
+    return out
+
+
+def parse_fields(lines: DataFrame) -> DataFrame:
+    """Add the four raw field texts (trimmed; null = missing) and ``malformed``."""
+    js, cs = _json_fields(F.col("raw")), _csv_fields(F.col("raw"), F.col("csv_header"))
+    is_json = F.col("format") == "json"
+    df = lines
+    for name in FIELDS:
+        df = df.withColumn(f"{name}_text", F.when(is_json, js[name]).otherwise(cs[name]))
+    missing = F.lit(False)
+    for name in FIELDS:
+        missing = missing | F.col(f"{name}_text").isNull()
+    return df.withColumn("malformed", missing)
+
+
+def normalise_mac(text: Column) -> tuple[Column, Column]:
+    """(valid spelling, normalised ``aa:bb:cc:dd:ee:ff``) for a MAC text."""
+    low = F.lower(text)
+    spelled = low.rlike(_MAC_PAIRS) | low.rlike(_MAC_BARE) | low.rlike(_MAC_DOTTED)
+    hex12 = F.regexp_replace(low, "[^0-9a-f]", "")
+    colon = F.regexp_replace(hex12, "(..)(?!$)", "$1:")
+    return spelled, colon
+
+
+def parse_ts_ms(text: Column) -> Column:
+    """Epoch milliseconds of an ISO 8601 instant with offset or an integer epoch
+    (ms when ≥ 10^11, else s); null when unparseable."""
+    iso_ok = text.rlike(_ISO)
+    base = F.try_to_timestamp(F.regexp_extract(text, _ISO, 1), F.lit("yyyy-MM-dd'T'HH:mm:ss"))
+    frac_ms = F.coalesce(
+        F.rpad(F.substring(F.regexp_extract(text, _ISO, 3), 1, 3), 3, "0").try_cast("long"),
+        F.lit(0))
+    zulu = F.regexp_extract(text, _ISO, 4) == "Z"
+    oh = F.regexp_extract(text, _ISO, 6).try_cast("int")
+    om = F.regexp_extract(text, _ISO, 7).try_cast("int")
+    sign = F.when(F.regexp_extract(text, _ISO, 5) == "-", -1).otherwise(1)
+    offset_ok = zulu | ((om <= 59) & ((oh < 18) | ((oh == 18) & (om == 0))))
+    offset_ms = F.when(zulu, F.lit(0)).otherwise(sign * (oh * 60 + om) * 60_000)
+    iso_ms = F.when(iso_ok & offset_ok & base.isNotNull(),
+                    F.unix_millis(base) + frac_ms - offset_ms)
+    epoch = F.when(text.rlike(r"^[0-9]{1,18}$"), text.try_cast("long"))
+    epoch_ms = F.when(epoch >= 100_000_000_000, epoch).otherwise(epoch * 1000)
+    return F.coalesce(iso_ms, epoch_ms)
+
+
+def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:
+    """Check each record (SPEC §2) and give it its first failing ``reason`` (null when
+    valid) plus the normalised ``mac``, ``ts`` (timestamp), ``rssi`` and ``randomized``.
+
+    :param sensors: ``(sensor_id, …)`` of the config; others are ``unknown_sensor``.
+    :param now_ms: the ingest time; instants after it + 1 day are ``invalid_ts``.
+    """
+    spelled, mac = normalise_mac(F.col("mac_text"))
+    first_octet = F.conv(F.substring(mac, 1, 2), 16, 10).cast("int")
+    rssi = F.when(F.col("rssi_text").rlike(r"^[+-]?[0-9]{1,9}$"), F.col("rssi_text").try_cast("int"))
+    ts_ms = parse_ts_ms(F.col("ts_text"))
+    known = sensors.select(F.col("sensor_id").alias("_known_sensor")).distinct()
+    out = (
+        df.join(F.broadcast(known), F.col("sensor_id_text") == F.col("_known_sensor"), "left")
+        .withColumn("mac", F.when(spelled, mac))
+        .withColumn("rssi", rssi)
+        .withColumn("ts_ms", ts_ms)
+    )
+    mac_ok = spelled & ((first_octet.bitwiseAND(1)) == 0)
+    rssi_ok = F.col("rssi").between(-120, 0)
+    ts_ok = F.col("ts_ms").between(MIN_TS_MS, now_ms + DAY_MS)
+    reason = (F.when(F.col("malformed"), "malformed")
+              .when(~F.coalesce(mac_ok, F.lit(False)), "invalid_mac")
+              .when(~F.coalesce(rssi_ok, F.lit(False)), "invalid_rssi")
+              .when(~F.coalesce(ts_ok, F.lit(False)), "invalid_ts")
+              .when(F.col("_known_sensor").isNull(), "unknown_sensor"))
+    return (out.withColumn("reason", reason)
+            .withColumn("sensor_id", F.col("sensor_id_text"))
+            .withColumn("ts", F.timestamp_millis("ts_ms"))
+            .withColumn("randomized", (first_octet.bitwiseAND(2)) != 0)
+            .drop("_known_sensor"))
+
+
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def client_id(mac: Column, key: bytes) -> Column:
+    """HMAC-SHA256(key, normalised MAC) as 64 hex digits, computed in the JVM."""
+    ipad, opad = _hmac_pads(key)
+    inner = F.unhex(F.sha2(F.concat(F.lit(bytearray(ipad)), F.encode(mac, "UTF-8")), 256))
+    return F.sha2(F.concat(F.lit(bytearray(opad)), inner), 256)
+
+
+def pseudonymise(df: DataFrame, key: bytes) -> DataFrame:
+    """Replace the MAC by ``client_id`` (SPEC §2, privacy): no later table sees a MAC."""
+    return df.withColumn("client_id", client_id(F.col("mac"), key)).drop("mac", "mac_text")
+
+
+def locate(df: DataFrame, sensors: DataFrame, malls: DataFrame) -> DataFrame:
+    """Add ``mall_id`` and the probe's local ``date`` in the mall's time zone.
+
+    :param sensors: ``(sensor_id, mall_id, …)``; :param malls: ``(mall_id, timezone)``.
+    """
+    s = sensors.select(F.col("sensor_id").alias("_sid"), F.col("mall_id").alias("_mall"))
+    return (df.join(F.broadcast(s), F.col("sensor_id") == F.col("_sid"), "left")
+            .join(F.broadcast(malls.select(F.col("mall_id").alias("_mall"), "timezone")), "_mall", "left")
+            .withColumn("mall_id", F.col("_mall"))
+            .withColumn("date", F.to_date(F.from_utc_timestamp("ts", F.col("timezone"))))
+            .drop("_sid", "_mall", "timezone"))
+
+
+def flag_too_late(df: DataFrame, cutoff) -> DataFrame:
+    """Nightly rule (SPEC §9): a valid record whose local date is before ``cutoff``
+    becomes ``too_late``; a record that failed another check keeps that reason."""
+    late = F.col("reason").isNull() & (F.col("date") < F.lit(cutoff))
+    return df.withColumn("reason", F.when(late, F.lit("too_late")).otherwise(F.col("reason")))
+
+
+def dedupe_probes(df: DataFrame) -> DataFrame:
+    """Exact duplicates (same sensor, client, instant) collapse into one probe with the
+    highest RSSI; among equals, the earliest file and line is kept as its source."""
+    ranked = F.row_number().over(
+        Window.partitionBy("mall_id", "date", "sensor_id", "client_id", "ts")
+        .orderBy(F.col("rssi").desc(), "source_file", "line_no"))
+    return df.withColumn("_rank", ranked).where("_rank = 1").drop("_rank")

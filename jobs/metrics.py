@@ -1,0 +1,224 @@
+"""Classified sessions → gold ``group_datetime`` (SPEC §6–§7).
+
+All 28 threshold pairs × 7 user types come from two aggregations, not 196 passes:
+
+1. per (object, bucket, client): bit masks of the client's sessions — for employee and
+   passer sessions one byte each, for visitor sessions one byte per *duration bin*
+   ``k`` (the number of thresholds ≤ the duration, 0…7). In each byte bit 0 means
+   "has such a session" and bit 1+i "…on a date the client comes back within window
+   i". Session counts and milliseconds are summed per class and bin alongside.
+2. per (object, bucket): for each *slot* — employee, passer, all, and every range
+   ``[lo, hi)`` of visitor bins — the number of clients whose masks hit it, per bit.
+
+A (b, e, user type) is then one slot: bounced = bins ``[0, i)``, half engaged =
+``[i, j)``, engaged = ``[j, 8)`` where b and e are the i-th and j-th thresholds.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.tables import COMEBACK_WINDOWS, SCHEMAS, GROUP_DATETIME
+
+#: SPEC §4: allowed thresholds, minutes.
+THRESHOLDS: tuple[int, ...] = (2, 5, 10, 15, 20, 30, 45)
+#: All (b, e) with b ≤ e: 28 pairs.
+THRESHOLD_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    (b, e) for b in THRESHOLDS for e in THRESHOLDS if e >= b)
+USER_TYPES: tuple[str, ...] = ("all", "bounced", "employee", "engaged", "half engaged",
+                               "passer", "visitor")
+INTERVALS: tuple[str, ...] = ("hourly", "daily", "weekly", "monthly", "weekday", "weekend")
+#: Intervals whose sum_session_duration is reported; the others report 0 (SPEC §7).
+GSH_INTERVALS: tuple[str, ...] = ("daily", "weekly", "monthly")
+
+_BINS = len(THRESHOLDS) + 1  # k = 0 … 7
+_BITS = 1 + len(COMEBACK_WINDOWS)  # presence + one per window
+#: Visitor bin ranges [lo, hi), then the three whole-class slots, then an empty slot.
+SLOTS: tuple[tuple, ...] = (
+    tuple(("visitor", lo, hi) for lo in range(_BINS) for hi in range(lo + 1, _BINS + 1))
+    + (("employee",), ("passer",), ("all",), ("none",))
+)
+
+
+def _slot_of(user_type: str, b: int, e: int) -> int:
+    i, j = THRESHOLDS.index(b) + 1, THRESHOLDS.index(e) + 1
+    key = {
+        "all": ("all",), "employee": ("employee",), "passer": ("passer",),
+        "visitor": ("visitor", 0, _BINS),
+        "bounced": ("visitor", 0, i),
+        "half engaged": ("visitor", i, j) if i < j else ("none",),
+        "engaged": ("visitor", j, _BINS),
+    }[user_type]
+    return SLOTS.index(key)
+
+
+def combos(spark: SparkSession) -> DataFrame:
+    """The 196 (bounce_threshold, engagement_threshold, user_type) rows with the slot
+    that answers each."""
+    rows = [(b, e, t, _slot_of(t, b, e)) for b, e in THRESHOLD_PAIRS for t in USER_TYPES]
+    return spark.createDataFrame(
+        rows, "bounce_threshold int, engagement_threshold int, user_type string, slot int")
+
+
+def add_buckets(sessions: DataFrame, malls: DataFrame) -> DataFrame:
+    """One row per session and interval (weekday and weekend are exclusive, so 5), with
+    ``interval``, ``bucket_start`` (UTC instant of the local start) and ``bucket_date``.
+
+    :param sessions: with ``mall_id``, ``date`` (local) and ``session_start``.
+    :param malls: ``(mall_id, timezone)``.
+    """
+    tz = F.col("timezone")
+    local = F.from_utc_timestamp("session_start", tz)
+    into_hour_ms = F.unix_millis(local) - F.unix_millis(F.date_trunc("hour", local))
+    hour_start = F.timestamp_millis(F.unix_millis("session_start") - into_hour_ms)
+    monday = F.date_sub("date", F.weekday("date"))
+    is_weekend = F.weekday("date") >= 5
+
+    def bucket(interval: str | Column, start: Column, day: Column) -> Column:
+        name = F.lit(interval) if isinstance(interval, str) else interval
+        return F.struct(name.alias("interval"), start.alias("bucket_start"), day.alias("bucket_date"))
+
+    def midnight(day: Column) -> Column:
+        return F.to_utc_timestamp(day.cast("timestamp"), tz)
+
+    week_part = F.when(is_weekend, F.date_add(monday, 5)).otherwise(monday)
+    buckets = F.array(
+        bucket("hourly", hour_start, F.col("date")),
+        bucket("daily", midnight(F.col("date")), F.col("date")),
+        bucket("weekly", midnight(monday), monday),
+        bucket("monthly", midnight(F.trunc("date", "month")), F.trunc("date", "month")),
+        bucket(F.when(is_weekend, "weekend").otherwise("weekday"), midnight(week_part), week_part),
+    )
+    return (sessions.join(F.broadcast(malls.select("mall_id", "timezone")), "mall_id")
+            .withColumn("_b", F.explode(buckets))
+            .select("*", "_b.*").drop("_b", "timezone"))
+
+
+def _duration_bin(duration_ms: Column) -> Column:
+    return reduce(lambda acc, t: acc + (duration_ms >= t * 60_000).cast("int"),
+                  THRESHOLDS, F.lit(0))
+
+
+def client_masks(bucketed: DataFrame) -> DataFrame:
+    """Aggregation 1: per (object, interval, bucket, client), the bit masks and the
+    session counts / milliseconds per class and duration bin (see module doc)."""
+    cls = F.col("base_class")
+    byte = F.col("_byte")
+    k = F.col("_k")
+    aggs = [
+        F.bit_or(F.when(cls == "employee", byte).otherwise(0)).alias("e_bits"),
+        F.bit_or(F.when(cls == "passer", byte).otherwise(0)).alias("p_bits"),
+        F.bit_or(F.when(cls == "visitor", F.expr("shiftleft(cast(_byte AS BIGINT), _k * 8)"))
+                 .otherwise(F.lit(0).cast("long"))).alias("v_bits"),
+        F.sum((cls == "employee").cast("long")).alias("e_n"),
+        F.sum(F.when(cls == "employee", F.col("duration_ms")).otherwise(0)).alias("e_ms"),
+        F.sum((cls == "passer").cast("long")).alias("p_n"),
+        F.sum(F.when(cls == "passer", F.col("duration_ms")).otherwise(0)).alias("p_ms"),
+    ]
+    for b in range(_BINS):
+        in_bin = (cls == "visitor") & (k == b)
+        aggs.append(F.sum(in_bin.cast("long")).alias(f"v_n{b}"))
+        aggs.append(F.sum(F.when(in_bin, F.col("duration_ms")).otherwise(0)).alias(f"v_ms{b}"))
+    return (bucketed.withColumn("_k", _duration_bin(F.col("duration_ms")))
+            .withColumn("_byte", F.lit(1).bitwiseOR(F.shiftleft(F.col("comeback"), 1)))
+            .groupBy("mall_id", "object_id", "object_type", "interval", "bucket_start",
+                     "bucket_date", "client_id")
+            .agg(*aggs))
+
+
+def _signed64(mask: int) -> int:
+    return mask - (1 << 64) if mask >= (1 << 63) else mask
+
+
+def _visitor_mask(lo: int, hi: int, bit: int) -> int:
+    return _signed64(sum(1 << (8 * k + bit) for k in range(lo, hi)))
+
+
+def bucket_slots(clients: DataFrame) -> DataFrame:
+    """Aggregation 2: per (object, interval, bucket), an array ``slots`` with, for each
+    of :data:`SLOTS`, ``n`` sessions, ``ms`` milliseconds and ``c``: clients per bit."""
+    def hits(cond: Column) -> Column:
+        return F.sum(F.when(cond, 1).otherwise(0)).cast("long")
+
+    aggs, slot_exprs = [], []
+    for name in ["e_n", "e_ms", "p_n", "p_ms"] + [f"v_{m}{b}" for b in range(_BINS) for m in ("n", "ms")]:
+        aggs.append(F.sum(name).cast("long").alias(name))
+    for s, slot in enumerate(SLOTS):
+        for bit in range(_BITS):
+            col = f"c{s}_{bit}"
+            if slot[0] == "visitor":
+                cond = F.col("v_bits").bitwiseAND(F.lit(_visitor_mask(slot[1], slot[2], bit))) != 0
+            elif slot[0] in ("employee", "passer"):
+                cond = F.col(f"{slot[0][0]}_bits").bitwiseAND(1 << bit) != 0
+            elif slot[0] == "all":
+                cond = ((F.col("e_bits").bitwiseOR(F.col("p_bits")).bitwiseAND(1 << bit) != 0)
+                        | (F.col("v_bits").bitwiseAND(F.lit(_visitor_mask(0, _BINS, bit))) != 0))
+            else:
+                continue
+            aggs.append(hits(cond).alias(col))
+
+    def v_sum(kind: str, lo: int, hi: int) -> Column:
+        return reduce(lambda a, b: a + b, [F.col(f"v_{kind}{b}") for b in range(lo, hi)])
+
+    for s, slot in enumerate(SLOTS):
+        if slot[0] == "visitor":
+            n, ms = v_sum("n", slot[1], slot[2]), v_sum("ms", slot[1], slot[2])
+        elif slot[0] in ("employee", "passer"):
+            n, ms = F.col(f"{slot[0][0]}_n"), F.col(f"{slot[0][0]}_ms")
+        elif slot[0] == "all":
+            n = F.col("e_n") + F.col("p_n") + v_sum("n", 0, _BINS)
+            ms = F.col("e_ms") + F.col("p_ms") + v_sum("ms", 0, _BINS)
+        else:
+            n, ms = F.lit(0).cast("long"), F.lit(0).cast("long")
+        c = (F.array(*[F.col(f"c{s}_{bit}") for bit in range(_BITS)]) if slot[0] != "none"
+             else F.array(*[F.lit(0).cast("long")] * _BITS))
+        slot_exprs.append(F.struct(n.cast("long").alias("n"), ms.cast("long").alias("ms"), c.alias("c")))
+    keys = ["mall_id", "object_id", "object_type", "interval", "bucket_start", "bucket_date"]
+    return clients.groupBy(*keys).agg(*aggs).select(*keys, F.array(*slot_exprs).alias("slots"))
+
+
+def bucket_label(bucket_start: Column, timezone: Column) -> Column:
+    """SPEC §6 label: local wall time with its offset, ``Z`` when the offset is zero."""
+    local = F.from_utc_timestamp(bucket_start, timezone)
+    off = F.unix_seconds(local) - F.unix_seconds(bucket_start)
+    hhmm = F.format_string("%s%02d:%02d", F.when(off < 0, "-").otherwise("+"),
+                           (F.abs(off) / 3600).cast("int"), ((F.abs(off) % 3600) / 60).cast("int"))
+    return F.concat(F.date_format(local, "yyyy-MM-dd'T'HH:mm:ss"),
+                    F.when(off == 0, F.lit("Z")).otherwise(hhmm))
+
+
+def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> DataFrame:
+    """Expand each bucket into its 28 × 7 rows with the metrics of SPEC §7."""
+    s = F.element_at("slots", F.col("slot") + 1)
+    n, ms = s["n"], s["ms"]
+    avg = F.when(n > 0, F.floor((2 * ms + n * 60_000) / (2 * n * 60_000))).otherwise(0)
+    gsh = F.when(F.col("interval").isin(*GSH_INTERVALS),
+                 F.floor((ms + 18_000) / 36_000) / 100.0).otherwise(0.0)
+    comebacks = [F.element_at(s["c"], i + 2).alias(f"count_comeback_client_{suffix}")
+                 for i, (_, suffix) in enumerate(COMEBACK_WINDOWS)]
+    return (slots.join(F.broadcast(malls.select("mall_id", "timezone")), "mall_id")
+            .crossJoin(F.broadcast(combo_rows))
+            .select("object_id", "object_type", "mall_id", "interval", "bucket_start", "bucket_date",
+                    bucket_label(F.col("bucket_start"), F.col("timezone")).alias("datetime"),
+                    "bounce_threshold", "engagement_threshold", "user_type",
+                    n.alias("count_session"), F.element_at(s["c"], 1).alias("count_client"),
+                    avg.cast("long").alias("avg_session_duration"),
+                    gsh.cast("double").alias("sum_session_duration"), *comebacks)
+            .select(*SCHEMAS[GROUP_DATETIME].fieldNames()))
+
+
+def group_datetime(classified: DataFrame, malls: DataFrame) -> DataFrame:
+    """Classified sessions → every gold row of SPEC §8 for the buckets they start in.
+
+    :param classified: sessions with ``base_class`` and ``comeback`` (see classify).
+    :param malls: ``(mall_id, timezone)``.
+    """
+    spark = classified.sparkSession
+    return (classified
+            .transform(lambda df: add_buckets(df, malls))
+            .transform(client_masks)
+            .transform(bucket_slots)
+            .transform(lambda df: gold_rows(df, combos(spark), malls)))

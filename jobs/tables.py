@@ -1,0 +1,217 @@
+"""Table locations, schemas, and the idempotent Delta writes.
+
+Layout under the lakehouse root (SPEC §8)::
+
+    bronze/probes           valid probes, deduplicated; partitioned by mall_id, date
+    bronze/quarantine       rejected records with raw text, file, line, reason
+    silver/sessions         sessions per object; partitioned by mall_id, date
+    silver/client_days      per (object, client, local date): sessions and minutes
+    gold/group_datetime     the report table; partitioned by mall_id, interval
+    ops/ingested_files      which landing files were read (path, size, mtime)
+    ops/pending_dates       (mall, local date) with new probes not yet sessionised
+
+Every write either MERGEs from a deduplicated source or replaces exactly the rows a
+run owns (``replaceWhere``), so re-running a run changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable, Mapping, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+BRONZE_PROBES = "bronze/probes"
+QUARANTINE = "bronze/quarantine"
+SESSIONS = "silver/sessions"
+CLIENT_DAYS = "silver/client_days"
+GROUP_DATETIME = "gold/group_datetime"
+INGESTED_FILES = "ops/ingested_files"
+PENDING_DATES = "ops/pending_dates"
+
+COMEBACK_WINDOWS: tuple[tuple[str, str], ...] = (
+    # (SPEC name, column suffix)
+    ("2 week", "2_week"),
+    ("1 month", "1_month"),
+    ("2 month", "2_month"),
+    ("3 month", "3_month"),
+    ("6 month", "6_month"),
+    ("1 year", "1_year"),
+    ("10 year", "10_year"),
+)
+
+SCHEMAS: dict[str, T.StructType] = {
+    BRONZE_PROBES: T.StructType([
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("date", T.DateType(), False),
+        T.StructField("sensor_id", T.StringType(), False),
+        T.StructField("client_id", T.StringType(), False),
+        T.StructField("ts", T.TimestampType(), False),
+        T.StructField("rssi", T.IntegerType(), False),
+        T.StructField("randomized", T.BooleanType(), False),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("line_no", T.LongType(), False),
+        T.StructField("run_id", T.StringType(), False),
+    ]),
+    QUARANTINE: T.StructType([
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("line_no", T.LongType(), False),
+        T.StructField("raw", T.StringType(), True),
+        T.StructField("csv_header", T.StringType(), True),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("mall_id", T.LongType(), True),
+        T.StructField("date", T.DateType(), True),
+        T.StructField("run_id", T.StringType(), False),
+    ]),
+    SESSIONS: T.StructType([
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("date", T.DateType(), False),
+        T.StructField("object_id", T.LongType(), False),
+        T.StructField("object_type", T.StringType(), False),
+        T.StructField("client_id", T.StringType(), False),
+        T.StructField("session_start", T.TimestampType(), False),
+        T.StructField("session_end", T.TimestampType(), False),
+        T.StructField("duration_ms", T.LongType(), False),
+        T.StructField("duration_minutes", T.DoubleType(), False),
+        T.StructField("probe_count", T.LongType(), False),
+        T.StructField("strong", T.BooleanType(), False),
+    ]),
+    CLIENT_DAYS: T.StructType([
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("date", T.DateType(), False),
+        T.StructField("object_id", T.LongType(), False),
+        T.StructField("object_type", T.StringType(), False),
+        T.StructField("client_id", T.StringType(), False),
+        T.StructField("session_count", T.LongType(), False),
+        T.StructField("duration_ms", T.LongType(), False),
+    ]),
+    GROUP_DATETIME: T.StructType([
+        T.StructField("object_id", T.LongType(), False),
+        T.StructField("object_type", T.StringType(), False),
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("interval", T.StringType(), False),
+        T.StructField("bucket_start", T.TimestampType(), False),
+        T.StructField("bucket_date", T.DateType(), False),
+        T.StructField("datetime", T.StringType(), False),
+        T.StructField("bounce_threshold", T.IntegerType(), False),
+        T.StructField("engagement_threshold", T.IntegerType(), False),
+        T.StructField("user_type", T.StringType(), False),
+        T.StructField("count_session", T.LongType(), False),
+        T.StructField("count_client", T.LongType(), False),
+        T.StructField("avg_session_duration", T.LongType(), False),
+        T.StructField("sum_session_duration", T.DoubleType(), False),
+        *[T.StructField(f"count_comeback_client_{suffix}", T.LongType(), False)
+          for _, suffix in COMEBACK_WINDOWS],
+    ]),
+    INGESTED_FILES: T.StructType([
+        T.StructField("path", T.StringType(), False),
+        T.StructField("size", T.LongType(), False),
+        T.StructField("modification_time", T.TimestampType(), False),
+        T.StructField("run_id", T.StringType(), False),
+    ]),
+    PENDING_DATES: T.StructType([
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("date", T.DateType(), False),
+    ]),
+}
+
+PARTITIONS: dict[str, list[str]] = {
+    BRONZE_PROBES: ["mall_id", "date"],
+    QUARANTINE: ["reason"],
+    SESSIONS: ["mall_id", "date"],
+    CLIENT_DAYS: ["mall_id", "date"],
+    GROUP_DATETIME: ["mall_id", "interval"],
+    INGESTED_FILES: [],
+    PENDING_DATES: [],
+}
+
+
+class Lakehouse:
+    """The Delta tables under one root URI, and the only code that writes them."""
+
+    def __init__(self, spark: SparkSession, root: str):
+        self.spark = spark
+        self.root = root.rstrip("/")
+
+    def path(self, table: str) -> str:
+        """The table's location: ``<root>/<layer>/<name>``."""
+        return f"{self.root}/{table}"
+
+    def exists(self, table: str) -> bool:
+        return DeltaTable.isDeltaTable(self.spark, self.path(table))
+
+    def ensure(self, table: str) -> None:
+        """Create the table, empty and with its schema, if it does not exist yet."""
+        if not self.exists(table):
+            (self.spark.createDataFrame([], SCHEMAS[table]).write.format("delta")
+             .partitionBy(*PARTITIONS[table]).mode("append").save(self.path(table)))
+
+    def read(self, table: str) -> DataFrame:
+        """The table as a DataFrame (an empty one with the schema if it does not exist)."""
+        if not self.exists(table):
+            return self.spark.createDataFrame([], SCHEMAS[table])
+        return self.spark.read.format("delta").load(self.path(table))
+
+    def replace(self, table: str, df: DataFrame, predicate: str) -> None:
+        """Atomically replace the rows matching ``predicate`` with ``df``.
+
+        Every row of ``df`` must match ``predicate`` (Delta checks it). An empty
+        ``df`` deletes the matching rows; rows outside the predicate are untouched.
+        """
+        self.ensure(table)
+        (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("overwrite")
+         .option("replaceWhere", predicate).save(self.path(table)))
+
+    def merge(self, table: str, source: DataFrame, keys: Sequence[str], *,
+              prune: str | None = None, update_when: str | None = None,
+              update_set: Mapping[str, str] | None = None) -> None:
+        """MERGE a deduplicated ``source`` into ``table`` on ``keys``: insert rows not
+        there yet; where ``update_when`` holds for a match, apply ``update_set``.
+
+        :param prune: an extra predicate on the target (``t.``) that limits the files
+            the MERGE reads, e.g. the partitions the source touches.
+        """
+        self.ensure(table)
+        cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        if prune:
+            cond = f"({prune}) AND {cond}"
+        m = DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(
+            source.select(*SCHEMAS[table].fieldNames()).alias("s"), cond)
+        if update_when and update_set:
+            m = m.whenMatchedUpdate(condition=update_when, set=dict(update_set))
+        m.whenNotMatchedInsertAll().execute()
+
+    def delete(self, table: str, predicate: str) -> None:
+        """Delete the rows matching ``predicate`` (nothing if the table does not exist)."""
+        if self.exists(table):
+            DeltaTable.forPath(self.spark, self.path(table)).delete(predicate)
+
+
+def sql_date(d: dt.date) -> str:
+    return f"DATE'{d.isoformat()}'"
+
+
+def date_ranges_predicate(ranges: Mapping[int, Iterable[tuple[dt.date, dt.date]]],
+                          date_col: str, prefix: str = "") -> str:
+    """``(mall_id = m AND date_col BETWEEN a AND b) OR …`` for each mall's ranges;
+    ``false`` when there is none (a replace that owns nothing)."""
+    parts = []
+    for mall_id in sorted(ranges):
+        for lo, hi in sorted(ranges[mall_id]):
+            # Not BETWEEN: Delta's replaceWhere cannot resolve it (INTERNAL_ERROR).
+            parts.append(f"({prefix}mall_id = {int(mall_id)} AND {prefix}{date_col} >= {sql_date(lo)}"
+                         f" AND {prefix}{date_col} <= {sql_date(hi)})")
+    return " OR ".join(parts) if parts else "false"
+
+
+def to_ranges(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Collapse dates into sorted, maximal runs of consecutive days."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for d in sorted(set(dates)):
+        if out and d - out[-1][1] <= dt.timedelta(days=1):
+            out[-1] = (out[-1][0], max(out[-1][1], d))
+        else:
+            out.append((d, d))
+    return out

@@ -1,0 +1,87 @@
+"""Shared fixtures: one SparkSession for the whole run (local[2], 2 shuffle
+partitions, UI off, session time zone UTC), and small config folders."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from jobs.config import load_config
+from jobs.spark import build_spark
+
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.driver.memory": "2g",
+}
+
+#: A small object tree: mall 1 in Moscow (no DST), mall 2 in Berlin (DST).
+OBJECTS_YAML = """\
+malls:
+  - id: 1
+    name: Mega
+    timezone: Europe/Moscow
+    floors:
+      - id: 11
+        name: Ground floor
+        zones:
+          - id: 111
+            name: Food court
+            sensors:
+              - id: s-1
+              - id: s-2
+                visitor_rssi_threshold: -65
+          - id: 112
+            name: Shops
+            sensors:
+              - id: s-3
+      - id: 12
+        name: First floor
+        zones:
+          - id: 121
+            name: Cinema
+            sensors:
+              - id: s-4
+  - id: 2
+    name: Alexa
+    timezone: Europe/Berlin
+    floors:
+      - id: 21
+        name: Ground floor
+        zones:
+          - id: 211
+            name: Entrance
+            sensors:
+              - id: b-1
+"""
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = build_spark("local[2]", "footfall-tests", TEST_SPARK_CONF)
+    yield session
+    session.stop()
+
+
+def write_conf(folder: Path, objects: str = OBJECTS_YAML, pipeline: str = "") -> Path:
+    """A config folder with the given objects.yaml and pipeline.yaml texts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "objects.yaml").write_text(textwrap.dedent(objects))
+    (folder / "pipeline.yaml").write_text(textwrap.dedent(pipeline))
+    return folder
+
+
+@pytest.fixture
+def conf_dir(tmp_path) -> Path:
+    return write_conf(tmp_path / "conf")
+
+
+@pytest.fixture
+def cfg(conf_dir):
+    return load_config(conf_dir)
