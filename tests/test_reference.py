@@ -9,10 +9,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-try:
-    from tests import reference as ref
-except ImportError:  # tests/ itself on sys.path
-    import reference as ref
+from tests import reference as ref
 
 Probe = ref.Probe
 

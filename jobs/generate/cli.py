@@ -1,0 +1,81 @@
+"""`python -m jobs generate …` — the generator's command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+
+def _date(s: str) -> date:
+    try:
+        return date.fromisoformat(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {s!r}") from e
+
+
+def _positive(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return v
+
+
+def build_parser(prog: str = "python -m jobs generate") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Write synthetic landing files (SPEC §2) for the malls of CONF/objects.yaml. "
+                    "Same arguments => byte-identical files.")
+    p.add_argument("--conf", default="conf", help="config folder with objects.yaml (default: conf)")
+    p.add_argument("--landing", default="data/landing",
+                   help="landing folder; files go to <landing>/<arrival date>/ (default: data/landing)")
+    p.add_argument("--start", type=_date, default=date(2016, 1, 4),
+                   help="first local date (default: 2016-01-04)")
+    p.add_argument("--days", type=_positive, default=57, help="number of days (default: 57)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--devices", type=_positive,
+                      help="mean devices per mall per weekday (default: 600, ~1.2M records "
+                           "for the demo world and range)")
+    size.add_argument("--target-probes", type=_positive, metavar="N",
+                      help="pick --devices so that about N records are written")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    p.add_argument("--new-world", action="store_true",
+                   help="first write a fresh objects.yaml (the demo malls, from --seed) into "
+                        "--conf, and pipeline.yaml with SPEC's defaults if there is none")
+    p.add_argument("--clean", action="store_true", help="empty the landing folder first")
+    p.add_argument("--bad-share", type=float, default=0.01,
+                   help="share of bad records (default: 0.01)")
+    p.add_argument("--gz-share", type=float, default=0.4,
+                   help="share of gzipped files (default: 0.4)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import generate, make_objects, write_objects_yaml, write_pipeline_yaml
+
+    args = build_parser().parse_args(argv)
+    conf = Path(args.conf)
+    if args.new_world:
+        tree = make_objects(seed=args.seed)
+        write_objects_yaml(conf / "objects.yaml", tree)
+        names = ", ".join(f"{m['id']} {m['name']}" for m in tree["malls"])
+        print(f"wrote {conf / 'objects.yaml'} (malls {names})")
+        if not (conf / "pipeline.yaml").exists():
+            write_pipeline_yaml(conf / "pipeline.yaml")
+            print(f"wrote {conf / 'pipeline.yaml'}")
+    if not (conf / "objects.yaml").exists():
+        print(f"error: {conf / 'objects.yaml'} not found (use --new-world to create one)",
+              file=sys.stderr)
+        return 2
+    if not 0 <= args.bad_share < 0.5 or not 0 <= args.gz_share <= 1:
+        print("error: --bad-share must be in [0, 0.5), --gz-share in [0, 1]", file=sys.stderr)
+        return 2
+    summary = generate(conf, args.landing, start=args.start, days=args.days,
+                       devices=args.devices, target_probes=args.target_probes, seed=args.seed,
+                       bad_share=args.bad_share, gz_share=args.gz_share, clean=args.clean)
+    print(summary.text())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(sys.argv[1:]))

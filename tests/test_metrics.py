@@ -1,0 +1,152 @@
+"""SPEC §6–§7: buckets and labels (DST included), duration classes, metrics, rounding."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_approx_df_equality
+
+from jobs import metrics
+
+CLASSIFIED = ("mall_id long, object_id long, object_type string, client_id string, date date, "
+              "session_start timestamp, duration_ms long, base_class string, comeback int")
+MIN = 60_000
+
+
+@pytest.fixture
+def malls(spark):
+    return spark.createDataFrame([(1, "Europe/Moscow"), (2, "Europe/Berlin"), (3, "UTC")],
+                                 "mall_id long, timezone string")
+
+
+def _gold(spark, malls, rows):
+    return metrics.group_datetime(spark.createDataFrame(rows, CLASSIFIED), malls)
+
+
+def _ts(text):
+    return dt.datetime.fromisoformat(text)
+
+
+def test_every_bucket_has_all_28_by_7_rows(spark, malls):
+    gold = _gold(spark, malls, [(3, 3, "mall", "c", dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00"),
+                                 MIN, "visitor", 0)])
+    counts = {r.interval: r["count"] for r in gold.groupBy("interval").count().collect()}
+    assert counts == {"hourly": 196, "daily": 196, "weekly": 196, "monthly": 196, "weekday": 196}
+    assert len(metrics.THRESHOLD_PAIRS) == 28
+
+
+def test_dst_end_repeats_an_hour_as_two_buckets(spark, malls):
+    # Berlin 2016-10-30: 02:00-03:00 happens twice, at +02:00 (00:xxZ) and +01:00 (01:xxZ).
+    d = dt.date(2016, 10, 30)
+    gold = _gold(spark, malls, [
+        (2, 2, "mall", "a", d, _ts("2016-10-30 00:30:00"), 0, "passer", 0),
+        (2, 2, "mall", "b", d, _ts("2016-10-30 01:30:00"), 0, "passer", 0),
+        (2, 2, "mall", "c", d, _ts("2016-10-30 02:10:00"), 0, "passer", 0),
+    ]).where("interval = 'hourly' AND user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
+    got = sorted((r.bucket_start, r.datetime, r.count_session) for r in gold.collect())
+    assert got == [
+        (_ts("2016-10-30 00:00:00"), "2016-10-30T02:00:00+02:00", 1),
+        (_ts("2016-10-30 01:00:00"), "2016-10-30T02:00:00+01:00", 1),
+        (_ts("2016-10-30 02:00:00"), "2016-10-30T03:00:00+01:00", 1),
+    ]
+
+
+def test_dst_start_skips_an_hour(spark, malls):
+    # Berlin 2016-03-27: 02:00 local does not exist; 01:30Z is 03:30 at +02:00.
+    d = dt.date(2016, 3, 27)
+    gold = _gold(spark, malls, [
+        (2, 2, "mall", "a", d, _ts("2016-03-27 00:30:00"), 0, "passer", 0),
+        (2, 2, "mall", "b", d, _ts("2016-03-27 01:30:00"), 0, "passer", 0),
+    ]).where("user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
+    got = sorted((r.interval, r.datetime) for r in gold.collect())
+    assert got == [
+        ("daily", "2016-03-27T00:00:00+01:00"),
+        ("hourly", "2016-03-27T01:00:00+01:00"),
+        ("hourly", "2016-03-27T03:00:00+02:00"),
+        ("monthly", "2016-03-01T00:00:00+01:00"),
+        ("weekend", "2016-03-26T00:00:00+01:00"),
+        ("weekly", "2016-03-21T00:00:00+01:00"),
+    ]
+
+
+def test_labels_in_utc_use_z_and_local_midnight_decides_the_day(spark, malls):
+    # Moscow: 2016-01-31T21:30Z is 00:30 on Monday 2016-02-01 local.
+    gold = _gold(spark, malls, [
+        (1, 1, "mall", "a", dt.date(2016, 2, 1), _ts("2016-01-31 21:30:00"), 0, "passer", 0),
+        (3, 3, "mall", "a", dt.date(2016, 2, 6), _ts("2016-02-06 10:00:00"), 0, "passer", 0),
+    ]).where("user_type = 'all' AND bounce_threshold = 2 AND engagement_threshold = 2")
+    got = sorted((r.mall_id, r.interval, r.datetime, str(r.bucket_start)) for r in gold.collect())
+    assert got == [
+        (1, "daily", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
+        (1, "hourly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
+        (1, "monthly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
+        (1, "weekday", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
+        (1, "weekly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
+        (3, "daily", "2016-02-06T00:00:00Z", "2016-02-06 00:00:00"),
+        (3, "hourly", "2016-02-06T10:00:00Z", "2016-02-06 10:00:00"),
+        (3, "monthly", "2016-02-01T00:00:00Z", "2016-02-01 00:00:00"),
+        (3, "weekend", "2016-02-06T00:00:00Z", "2016-02-06 00:00:00"),
+        (3, "weekly", "2016-02-01T00:00:00Z", "2016-02-01 00:00:00"),
+    ]
+
+
+def test_duration_exactly_b_or_e_and_the_user_types(spark, malls):
+    d, t = dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00")
+    rows = [
+        (3, 3, "mall", "v1", d, t, 5 * MIN - 1, "visitor", 0),   # bounced for b=5
+        (3, 3, "mall", "v2", d, t, 5 * MIN, "visitor", 0b1),     # exactly b=5: half engaged
+        (3, 3, "mall", "v3", d, t, 20 * MIN, "visitor", 0),      # exactly e=20: engaged
+        (3, 3, "mall", "v3", d, t, 30 * MIN, "visitor", 0),      # same client, engaged again
+        (3, 3, "mall", "p1", d, t, 3 * MIN, "passer", 0b11),
+        (3, 3, "mall", "e1", d, t, 300 * MIN, "employee", 0b1111111),
+    ]
+    gold = (_gold(spark, malls, rows)
+            .where("interval = 'daily' AND bounce_threshold = 5 AND engagement_threshold = 20")
+            .select("user_type", "count_session", "count_client", "avg_session_duration",
+                    "sum_session_duration", "count_comeback_client_2_week", "count_comeback_client_1_month"))
+    expected = spark.createDataFrame([
+        ("all", 6, 5, 60, 6.05, 3, 2),  # (4.99998+5+20+30+3+300)/6 = 60.47 → 60; 363 min = 6.05 h
+        ("bounced", 1, 1, 5, 0.08, 0, 0),
+        ("employee", 1, 1, 300, 5.0, 1, 1),
+        ("engaged", 2, 1, 25, 0.83, 0, 0),
+        ("half engaged", 1, 1, 5, 0.08, 1, 0),
+        ("passer", 1, 1, 3, 0.05, 1, 1),
+        ("visitor", 4, 3, 15, 1.0, 1, 0),  # 59.99998 min / 4 = 14.99 → 15; 1.0 h
+    ], "user_type string, count_session long, count_client long, avg_session_duration long, "
+       "sum_session_duration double, count_comeback_client_2_week long, count_comeback_client_1_month long")
+    assert_approx_df_equality(gold, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_b_equal_e_leaves_half_engaged_empty(spark, malls):
+    d, t = dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00")
+    gold = _gold(spark, malls, [(3, 3, "mall", "v", d, t, 10 * MIN, "visitor", 0)]).where(
+        "interval = 'daily' AND bounce_threshold = 10 AND engagement_threshold = 10")
+    got = {r.user_type: r.count_session for r in gold.collect()}
+    assert got == {"all": 1, "bounced": 0, "employee": 0, "engaged": 1, "half engaged": 0,
+                   "passer": 0, "visitor": 1}
+
+
+def test_rounding_half_up_and_gross_hours_only_for_day_and_longer(spark, malls):
+    d, t = dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00")
+    # Two sessions of 2.5 min: avg 2.5 → 3. 5 min = 0.0833 h → 0.08.
+    # 0.015 h = 54 s: rounds half up to 0.02 (plain floats would say 0.01).
+    rows = [(3, 3, "mall", "a", d, t, 150_000, "passer", 0), (3, 3, "mall", "b", d, t, 150_000, "passer", 0),
+            (3, 30, "zone", "a", d, t, 54_000, "passer", 0)]
+    gold = _gold(spark, malls, rows).where("user_type = 'passer' AND bounce_threshold = 2 AND engagement_threshold = 45")
+    got = {(r.object_id, r.interval): (r.avg_session_duration, r.sum_session_duration) for r in gold.collect()}
+    assert got[(3, "daily")] == (3, 0.08)
+    assert got[(3, "weekly")] == (3, 0.08)
+    assert got[(3, "monthly")] == (3, 0.08)
+    assert got[(3, "hourly")] == (3, 0.0)
+    assert got[(3, "weekday")] == (3, 0.0)
+    assert got[(30, "daily")] == (1, 0.02)
+
+
+def test_no_sessions_of_a_type_gives_zeros(spark, malls):
+    d, t = dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00")
+    gold = _gold(spark, malls, [(3, 3, "mall", "p", d, t, MIN, "passer", 0)]).where(
+        "interval = 'daily' AND user_type = 'employee' AND bounce_threshold = 5 AND engagement_threshold = 20")
+    r = gold.first()
+    assert (r.count_session, r.count_client, r.avg_session_duration, r.sum_session_duration,
+            r.count_comeback_client_10_year) == (0, 0, 0, 0.0, 0)
