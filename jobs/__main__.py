@@ -42,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--to", dest="end", type=_date, required=True)
     b.add_argument("--malls", type=_malls, help="comma-separated mall ids (default: all)")
     _common(b)
+    s = sub.add_parser("show", help="print what the lakehouse holds")
+    _common(s)
     sub.add_parser("generate", help="write a synthetic world (see --help)", add_help=False)
     return p
 
@@ -65,18 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     st = cfg.storage
     spark = build_spark(st.spark_master, st.spark_app_name, st.spark_conf)
     try:
+        if args.command == "show":
+            from jobs.show import render
+            print(render(spark, cfg))
+            return 0
         if args.command == "nightly":
             summary = nightly(spark, cfg, args.date)
         else:
             summary = backfill(spark, cfg, args.start, args.end, args.malls)
+        print(summary.render())
+        return 0
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        pass
-    print(summary.render())
-    spark.stop()
-    return 0
+        spark.stop()
 
 
 if __name__ == "__main__":

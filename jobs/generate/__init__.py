@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from .traffic import Behaviour, DAY_MS, iter_mall_days
+from .traffic import Behaviour, iter_mall_days
 from .world import (PIPELINE_YAML, World, load_world, make_objects, world_from_tree,
                     write_objects_yaml, write_pipeline_yaml)
 from .writer import REASONS, LandingWriter

@@ -21,14 +21,32 @@ def _positive(s: str) -> int:
     return v
 
 
+def default_landing(conf: Path) -> Path:
+    """The pipeline's landing folder: ``landing`` of conf/storage.yaml (default
+    ``data/landing``), a relative path taken from the folder holding conf/."""
+    landing = "data/landing"
+    storage = conf / "storage.yaml"
+    if storage.exists():
+        import yaml
+
+        raw = yaml.safe_load(storage.read_text(encoding="utf-8")) or {}
+        landing = str(raw.get("landing") or landing)
+    if "://" in landing and not landing.startswith("file://"):
+        raise ValueError(f"{storage}: landing {landing!r} is not a local folder; pass --landing")
+    path = Path(landing.removeprefix("file://"))
+    return path if path.is_absolute() else conf.resolve().parent / path
+
+
 def build_parser(prog: str = "python -m jobs generate") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Write synthetic landing files (SPEC §2) for the malls of CONF/objects.yaml. "
                     "Same arguments => byte-identical files.")
     p.add_argument("--conf", default="conf", help="config folder with objects.yaml (default: conf)")
-    p.add_argument("--landing", default="data/landing",
-                   help="landing folder; files go to <landing>/<arrival date>/ (default: data/landing)")
+    p.add_argument("--landing",
+                   help="landing folder; files go to <landing>/<arrival date>/ (default: the "
+                        "'landing' of CONF/storage.yaml, else data/landing, relative to the "
+                        "folder that holds CONF, as the pipeline resolves it)")
     p.add_argument("--start", type=_date, default=date(2016, 1, 4),
                    help="first local date (default: 2016-01-04)")
     p.add_argument("--days", type=_positive, default=57, help="number of days (default: 57)")
@@ -70,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.bad_share < 0.5 or not 0 <= args.gz_share <= 1:
         print("error: --bad-share must be in [0, 0.5), --gz-share in [0, 1]", file=sys.stderr)
         return 2
-    summary = generate(conf, args.landing, start=args.start, days=args.days,
+    try:
+        landing = Path(args.landing) if args.landing else default_landing(conf)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summary = generate(conf, landing, start=args.start, days=args.days,
                        devices=args.devices, target_probes=args.target_probes, seed=args.seed,
                        bad_share=args.bad_share, gz_share=args.gz_share, clean=args.clean)
     print(summary.text())

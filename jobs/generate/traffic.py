@@ -1,32 +1,34 @@
 """Seeded, vectorised simulation of WiFi probe traffic in the malls of a ``World``.
 
-Three populations per mall, all in the mall's local time:
+Three populations per mall, all on the mall's local wall clock:
 
 * **visitors** arrive on a daily curve (10:00–22:00, peaks at lunch and in the
   evening; Sat/Sun x1.5), enter by an entrance zone, walk through 1–7 shop
-  zones (any floor) with log-normal dwell times (median ~9 min, up to 2.5 h),
-  and often leave by an entrance; their phones probe every 10–120 s with a
-  strong, noisy signal (≈ -45…-70 dBm in shops). 12 % of stays have a gap of
-  16–75 min (they split into sessions); 1.5 % come late and cross midnight.
-  30 % come from a persistent pool (returning clients, log-normal loyalty).
+  zones (any floor) with log-normal dwell times (median ~8 min, up to 2.5 h;
+  15 % pop into one shop for a few minutes only), and most leave by an
+  entrance; their phones probe every 10–120 s with a strong, noisy signal
+  (≈ -45…-70 dBm in shops). 12 % of stays have a gap of 16–75 min (they split
+  into sessions); 1.5 % come late and stay past midnight. 35 % come from a
+  persistent pool (returning clients, log-normal loyalty).
 * **passers** (most devices): 0–5 min near an entrance or on the ground floor,
-  weak signal (≈ -75…-95 dBm, never ≥ -72); 3 % at night; 12 % are commuters
-  from a persistent pool.
-* **employees**: a fixed pool per mall, 5 work days of 7 (two fixed days off),
-  8–10 h shifts from ~9:15, strong signal, in one zone (plus a lunch break in
-  the food court for some).
+  weak signal (≈ -75…-95 dBm, never above -72); 3 % at night (spread over real
+  time, so a repeated DST hour sees both offsets); 20 % are commuters from a
+  persistent pool.
+* **employees**: a fixed pool per mall, 5 work days of 7 (two fixed days off,
+  3 % sick days), 8–10 h shifts from ~9:15, strong signal, in one zone (plus a
+  lunch break in the food court for 60 %), a probe every 60–180 s.
 
 15 % of visitor and passer stays use a randomised MAC (locally administered bit
 set), fresh for every stay. 20 % of probes are also heard by a second sensor
-(same zone, else same floor) some dB weaker.
+(same zone, else same floor) 6–18 dB weaker, 0–40 ms later.
 
 Segments (one stay at one zone) are drawn for the whole date range at once;
 ``expand`` turns one day's segments into probes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -135,6 +137,8 @@ class Segments:
     rmean: np.ndarray   # float
     rlo: np.ndarray
     rhi: np.ndarray
+    elapsed: np.ndarray  # bool: t0 is real time since local midnight, not wall-clock time
+                         # (night passers, so that a repeated DST hour sees both offsets)
 
     @staticmethod
     def concat(parts: list["Segments"]) -> "Segments":
@@ -233,7 +237,8 @@ def simulate_segments(mw: MallWorld, start_day: int, days: int, devices: float, 
             day=dw[owner].astype(np.int32), t0=a.astype(np.int64),
             dur=np.maximum(b - a, 0).astype(np.int64), step=emp_step[e_o].astype(np.int64),
             zone=zone.astype(np.int64), mac=emp_mac[e_o], rmean=rmean,
-            rlo=np.full(S, -99, np.int16), rhi=np.full(S, -30, np.int16)))
+            rlo=np.full(S, -99, np.int16), rhi=np.full(S, -30, np.int16),
+            elapsed=np.zeros(S, bool)))
 
     # ---- persistent pools ---------------------------------------------------
     Pv = max(10, int(round(0.8 * D)))
@@ -318,7 +323,8 @@ def simulate_segments(mw: MallWorld, start_day: int, days: int, devices: float, 
         parts.append(Segments(
             day=vday[owner], t0=t0.astype(np.int64), dur=(dwell * MIN_MS).astype(np.int64),
             step=step.astype(np.int64), zone=zone.astype(np.int64), mac=vmac[owner],
-            rmean=rmean, rlo=np.full(S, -99, np.int16), rhi=np.full(S, -30, np.int16)))
+            rmean=rmean, rlo=np.full(S, -99, np.int16), rhi=np.full(S, -30, np.int16),
+            elapsed=np.zeros(S, bool)))
 
     # ---- passers ----------------------------------------------------------
     pday, pmac, Pn, p_fresh = identities(n_pas, com_pool, com_w, used_c, B.commuter_share)
@@ -337,7 +343,7 @@ def simulate_segments(mw: MallWorld, start_day: int, days: int, devices: float, 
             day=pday, t0=(h * HOUR_MS).astype(np.int64), dur=dur.astype(np.int64),
             step=(rng.uniform(10, 60, Pn) * 1000).astype(np.int64), zone=zone.astype(np.int64),
             mac=pmac, rmean=rng.normal(-85, 4, Pn),
-            rlo=np.full(Pn, -99, np.int16), rhi=np.full(Pn, -72, np.int16)))
+            rlo=np.full(Pn, -99, np.int16), rhi=np.full(Pn, -72, np.int16), elapsed=night))
 
     st.devices = E + int(used_v.sum()) + int(used_c.sum()) + v_fresh + p_fresh
     segs = Segments.concat(parts)
@@ -398,6 +404,10 @@ def expand(mw: MallWorld, segs: Segments, day_num: int, tzt: TzTable, rng: np.ra
     t_all = np.concatenate([t, t2])
     naive = np.int64(day_num) * DAY_MS + t_all
     utc = tzt.to_utc(naive)
+    el = np.concatenate([segs.elapsed[owner], segs.elapsed[owner[echo]]])
+    if el.any():
+        midnight = tzt.to_utc(np.array([day_num * DAY_MS], dtype=np.int64))[0]
+        utc[el] = midnight + t_all[el]
     off = tzt.offset_ms(utc)
     local = utc + off
     lday = local // DAY_MS

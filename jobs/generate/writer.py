@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import repeat
