@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Delta Lake's JARs, resolved once from Maven Central by `make setup`.
 JAR_DIR = PROJECT_ROOT / ".cache" / "jars"
+LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 #: Settings every session gets; conf/storage.yaml's spark.conf adds to / overrides them.
 BASE_CONF: dict[str, str] = {
@@ -23,6 +24,7 @@ BASE_CONF: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": "4",
     "spark.databricks.delta.optimizeWrite.enabled": "true",
     "spark.sql.sources.partitionOverwriteMode": "static",
+    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
 }
 
 
@@ -47,7 +49,11 @@ def build_spark(master: str = "local[*]", app_name: str = "footfall",
         over the base settings.
     """
     builder = SparkSession.builder.master(master).appName(app_name)
-    settings = {**BASE_CONF, "spark.jars": ",".join(delta_jars()), **(conf or {})}
+    settings = {**BASE_CONF, "spark.jars": ",".join(delta_jars())}
+    if master.startswith("local"):
+        # A local run talks only to itself: keep the driver on loopback.
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

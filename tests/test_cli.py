@@ -1,0 +1,58 @@
+"""SPEC §11 command line: bad config or a missing landing folder stops before any write,
+with a message that names the problem."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OBJECTS_YAML, write_conf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _jobs(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("objects, message", [
+    (OBJECTS_YAML.replace("Europe/Berlin", "Europe/Atlantis"), "unknown time zone 'Europe/Atlantis'"),
+    (OBJECTS_YAML.replace("id: b-1", "id: s-3"), "sensor 's-3' is in two zones"),
+])
+def test_bad_config_stops_before_any_write(tmp_path, objects, message):
+    conf = write_conf(tmp_path / "conf", objects=objects)
+    (tmp_path / "landing").mkdir()
+    out = _jobs("nightly", "--date", "2016-02-01", "--conf", str(conf),
+                "--landing", str(tmp_path / "landing"), "--lakehouse", str(tmp_path / "lake"))
+    assert out.returncode == 2
+    assert message in out.stderr and "objects.yaml" in out.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_missing_landing_and_unknown_mall_stop_before_any_write(tmp_path):
+    conf = write_conf(tmp_path / "conf")
+    out = _jobs("backfill", "--from", "2016-02-01", "--to", "2016-02-02", "--conf", str(conf),
+                "--landing", str(tmp_path / "nowhere"), "--lakehouse", str(tmp_path / "lake"))
+    assert out.returncode == 2
+    assert f"landing folder {tmp_path / 'nowhere'} does not exist" in out.stderr
+    assert not (tmp_path / "lake").exists()
+
+    (tmp_path / "landing").mkdir()
+    out = _jobs("backfill", "--from", "2016-02-01", "--to", "2016-02-02", "--malls", "1,99",
+                "--conf", str(conf), "--landing", str(tmp_path / "landing"),
+                "--lakehouse", str(tmp_path / "lake"))
+    assert out.returncode == 2
+    assert "--malls: unknown mall id(s) 99" in out.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_bad_date_is_a_usage_error():
+    out = _jobs("nightly", "--date", "2016-02-30")
+    assert out.returncode == 2
+    assert "expected a date YYYY-MM-DD, got '2016-02-30'" in out.stderr

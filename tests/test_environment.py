@@ -1,0 +1,49 @@
+"""The installed environment: pyspark (not a pyspark-client mix), Delta's JARs for this
+Spark minor, and a real Delta write/read/MERGE through build_spark()."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import subprocess
+from pathlib import Path
+
+import pyspark
+from chispa import assert_df_equality
+from delta.tables import DeltaTable
+
+from jobs.spark import JAR_DIR, delta_jars
+
+
+def test_pyspark_and_pyspark_client_are_one_version_with_its_jars():
+    assert md.version("pyspark") == pyspark.__version__
+    assert md.version("pyspark-client") == pyspark.__version__
+    jars = Path(pyspark.__file__).parent / "jars"
+    assert any(j.name.startswith("spark-core_2.13-") for j in jars.iterdir()), \
+        "pyspark/jars is missing: pyspark-client overwrote pyspark (run make setup)"
+
+
+def test_delta_jars_match_the_pip_package_and_the_spark_minor():
+    minor = ".".join(pyspark.__version__.split(".")[:2])
+    names = [Path(j).name for j in delta_jars()]
+    assert f"delta-spark_{minor}_2.13-{md.version('delta-spark')}.jar" in names
+    assert f"delta-storage-{md.version('delta-spark')}.jar" in names
+    assert JAR_DIR.is_dir()
+
+
+def test_spark_submit_is_the_installed_pyspark():
+    bin_dir = Path(pyspark.__file__).parent / "bin"
+    out = subprocess.run([str(bin_dir / "spark-submit"), "--version"], capture_output=True, text=True,
+                         env={**os.environ, "SPARK_HOME": str(bin_dir.parent)}, timeout=120)
+    assert f"version {pyspark.__version__}" in out.stdout + out.stderr
+
+
+def test_a_delta_table_round_trip(spark, tmp_path):
+    path = str(tmp_path / "t")
+    spark.createDataFrame([(1, "a"), (2, "b")], "id long, v string").write.format("delta").save(path)
+    source = spark.createDataFrame([(2, "B"), (3, "c")], "id long, v string")
+    (DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), "t.id = s.id")
+     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+    expected = spark.createDataFrame([(1, "a"), (2, "B"), (3, "c")], "id long, v string")
+    assert_df_equality(spark.read.format("delta").load(path), expected, ignore_row_order=True)
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
