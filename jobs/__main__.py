@@ -29,6 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--landing", help="landing folder or URI (overrides conf/storage.yaml)")
     p.add_argument("--lakehouse", help="lakehouse root folder or URI (overrides conf/storage.yaml)")
     p.add_argument("--master", help="Spark master URL (overrides conf/storage.yaml), e.g. spark://127.0.0.1:7077")
+    p.add_argument("--summary-json", metavar="FILE", help="also write the run's summary as JSON to FILE")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary = backfill(spark, cfg, args.start, args.end, args.malls)
         print(summary.render())
+        if args.summary_json:
+            with open(args.summary_json, "w") as fh:
+                fh.write(summary.to_json())
         return 0
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)

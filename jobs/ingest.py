@@ -22,8 +22,8 @@ CSV_EXTENSIONS = (".csv",)
 MIN_TS_MS = 1262304000000
 DAY_MS = 86_400_000
 
-_ISO = (r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?"
-        r"(Z|([+-])(\d{2}):(\d{2}))$")
+_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+_ISO_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
 _MAC_PAIRS = r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$"
 _MAC_BARE = r"^[0-9a-f]{12}$"
 _MAC_DOTTED = r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$"
@@ -79,41 +79,49 @@ def _unquote(c: Column) -> Column:
     return strip(F.regexp_replace(strip(c), r'^"(.*)"$', "$1"))
 
 
-def _json_fields(raw: Column) -> dict[str, Column]:
-    v = F.expr("try_parse_json(raw)")
+def _json_fields(v: Column) -> dict[str, Column]:
+    """Each field of a parsed JSON line (a VARIANT) as a VARIANT; null unless the line
+    is an object and the field a string or a number (null, boolean, object and array
+    count as missing)."""
     is_object = F.coalesce(F.schema_of_variant(v).startswith("OBJECT"), F.lit(False))
     out = {}
     for name in FIELDS:
         fv = F.try_variant_get(v, f"$.{name}", "variant")
         kind = F.schema_of_variant(fv)
         ok = kind.isin(*_NUMERIC_VARIANT, "STRING") | kind.startswith("DECIMAL")
-        text = F.try_variant_get(fv, "$", "string")
-        out[name] = F.when(is_object & ok, strip(text))
+        out[name] = F.when(is_object & ok, fv)
     return out
 
 
-def _csv_fields(raw: Column, header: Column) -> dict[str, Column]:
-    names = F.transform(F.split(header, ","), _unquote)
-    values = F.split(raw, ",")
+def _csv_fields(values: Column, names: Column) -> dict[str, Column]:
+    """Field texts of a CSV line split into ``values``, by the header's ``names``."""
     same_width = F.size(values) == F.size(names)
     out = {}
     for name in FIELDS:
-        pos = F.array_position(names, name)
-        out[name] = F.when(same_width & (pos > 0), _unquote(F.try_element_at(values, pos.cast("int"))))
+        pos = F.array_position(names, name).cast("int")
+        out[name] = F.when(same_width & (pos > 0), _unquote(F.try_element_at(values, pos)))
     return out
 
 
 def parse_fields(lines: DataFrame) -> DataFrame:
     """Add the four raw field texts (trimmed; null = missing) and ``malformed``."""
-    js, cs = _json_fields(F.col("raw")), _csv_fields(F.col("raw"), F.col("csv_header"))
     is_json = F.col("format") == "json"
-    df = lines
-    for name in FIELDS:
-        df = df.withColumn(f"{name}_text", F.when(is_json, js[name]).otherwise(cs[name]))
+    # Parse each line once into helper columns, then read the fields from them.
+    parsed = (lines
+              .withColumn("_v", F.when(is_json, F.expr("try_parse_json(raw)")))
+              .withColumn("_values", F.when(~is_json, F.split("raw", ",")))
+              .withColumn("_names", F.when(~is_json, F.transform(F.split("csv_header", ","), _unquote))))
+    js = _json_fields(F.col("_v"))
+    parsed = parsed.select("*", *[js[n].alias(f"_j_{n}") for n in FIELDS])
+    cs = _csv_fields(F.col("_values"), F.col("_names"))
+    out = parsed.select("*", *[
+        F.when(is_json, strip(F.try_variant_get(f"_j_{n}", "$", "string"))).otherwise(cs[n]).alias(f"{n}_text")
+        for n in FIELDS])
     missing = F.lit(False)
     for name in FIELDS:
         missing = missing | F.col(f"{name}_text").isNull()
-    return df.withColumn("malformed", missing)
+    return (out.withColumn("malformed", missing)
+            .drop("_v", "_values", "_names", *[f"_j_{n}" for n in FIELDS]))
 
 
 def normalise_mac(text: Column) -> tuple[Column, Column]:
@@ -127,23 +135,13 @@ def normalise_mac(text: Column) -> tuple[Column, Column]:
 
 def parse_ts_ms(text: Column) -> Column:
     """Epoch milliseconds of an ISO 8601 instant with offset or an integer epoch
-    (ms when ≥ 10^11, else s); null when unparseable."""
-    iso_ok = text.rlike(_ISO)
-    base = F.try_to_timestamp(F.regexp_extract(text, _ISO, 1), F.lit("yyyy-MM-dd'T'HH:mm:ss"))
-    frac_ms = F.coalesce(
-        F.rpad(F.substring(F.regexp_extract(text, _ISO, 3), 1, 3), 3, "0").try_cast("long"),
-        F.lit(0))
-    zulu = F.regexp_extract(text, _ISO, 4) == "Z"
-    oh = F.regexp_extract(text, _ISO, 6).try_cast("int")
-    om = F.regexp_extract(text, _ISO, 7).try_cast("int")
-    sign = F.when(F.regexp_extract(text, _ISO, 5) == "-", -1).otherwise(1)
-    offset_ok = zulu | ((om <= 59) & ((oh < 18) | ((oh == 18) & (om == 0))))
-    offset_ms = F.when(zulu, F.lit(0)).otherwise(sign * (oh * 60 + om) * 60_000)
-    iso_ms = F.when(iso_ok & offset_ok & base.isNotNull(),
-                    F.unix_millis(base) + frac_ms - offset_ms)
+    (ms when ≥ 10^11, else s); null when unparseable. Fractions below 1 ms are cut."""
+    # The regex gate keeps the exact SPEC form; the pattern then checks the calendar
+    # (no 02-30, no second 60) and the offset (at most ±18:00).
+    iso = F.when(text.rlike(_ISO), F.try_to_timestamp(text, F.lit(_ISO_PATTERN)))
     epoch = F.when(text.rlike(r"^[0-9]{1,18}$"), text.try_cast("long"))
     epoch_ms = F.when(epoch >= 100_000_000_000, epoch).otherwise(epoch * 1000)
-    return F.coalesce(iso_ms, epoch_ms)
+    return F.coalesce(F.unix_millis(iso), epoch_ms)
 
 
 def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:

@@ -192,19 +192,21 @@ def bucket_label(bucket_start: Column, timezone: Column) -> Column:
 
 def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> DataFrame:
     """Expand each bucket into its 28 × 7 rows with the metrics of SPEC §7."""
-    s = F.element_at("slots", F.col("slot") + 1)
-    n, ms = s["n"], s["ms"]
+    n, ms = F.col("n"), F.col("ms")
     avg = F.when(n > 0, F.floor((2 * ms + n * 60_000) / (2 * n * 60_000))).otherwise(0)
     gsh = F.when(F.col("interval").isin(*GSH_INTERVALS),
                  F.floor((ms + 18_000) / 36_000) / 100.0).otherwise(0.0)
-    comebacks = [F.element_at(s["c"], i + 2).alias(f"count_comeback_client_{suffix}")
+    comebacks = [F.element_at("c", i + 2).alias(f"count_comeback_client_{suffix}")
                  for i, (_, suffix) in enumerate(COMEBACK_WINDOWS)]
-    return (slots.join(F.broadcast(malls.select("mall_id", "timezone")), "mall_id")
-            .crossJoin(F.broadcast(combo_rows))
+    # Label each bucket once, then one row per slot, then join each (b, e, type) to its slot.
+    per_slot = (slots.join(F.broadcast(malls.select("mall_id", "timezone")), "mall_id")
+                .withColumn("datetime", bucket_label(F.col("bucket_start"), F.col("timezone")))
+                .select("*", F.posexplode("slots").alias("slot", "v"))
+                .select("*", "v.*").drop("v", "slots", "timezone"))
+    return (per_slot.join(F.broadcast(combo_rows), "slot")
             .select("object_id", "object_type", "mall_id", "interval", "bucket_start", "bucket_date",
-                    bucket_label(F.col("bucket_start"), F.col("timezone")).alias("datetime"),
-                    "bounce_threshold", "engagement_threshold", "user_type",
-                    n.alias("count_session"), F.element_at(s["c"], 1).alias("count_client"),
+                    "datetime", "bounce_threshold", "engagement_threshold", "user_type",
+                    n.alias("count_session"), F.element_at("c", 1).alias("count_client"),
                     avg.cast("long").alias("avg_session_duration"),
                     gsh.cast("double").alias("sum_session_duration"), *comebacks)
             .select(*SCHEMAS[GROUP_DATETIME].fieldNames()))

@@ -18,6 +18,7 @@ again (SPEC §9):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -61,7 +62,13 @@ class Summary:
     gold_buckets_dates: int = 0
     gold_rows_written: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    stage_spans: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """The summary as JSON (for schedulers, data-quality checks and benchmarks)."""
+        import json
+        return json.dumps(dataclasses.asdict(self), indent=2)
 
     def render(self) -> str:
         lines = [f"footfall {self.command} — run {self.run_id}"]
@@ -88,10 +95,11 @@ class _Stage:
         self.summary, self.name = summary, name
 
     def __enter__(self):
-        self.t0 = time.perf_counter()
+        self.t0, self.wall0 = time.perf_counter(), time.time()
 
     def __exit__(self, *exc):
         self.summary.timings[self.name] = time.perf_counter() - self.t0
+        self.summary.stage_spans[self.name] = (self.wall0, time.time())
 
 
 # -- config as DataFrames -------------------------------------------------------------

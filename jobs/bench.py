@@ -1,0 +1,210 @@
+"""``make bench`` / ``python -m jobs.bench``: backfill throughput and memory by data size.
+
+For each size it generates a world (cached under ``.cache/bench/``), runs the real
+command line ``python -m jobs backfill`` in a fresh process on a fresh lakehouse with
+the embedded default settings, samples the resident memory of the whole process tree
+(Python driver + JVM) twice a second, and reports per stage: seconds, probes per
+second and peak memory. It then measures what the 28 × 7 combinations cost: the gold
+aggregation for all of them against the same aggregation for one (b, e) pair.
+
+Benchmarks measure; they assert nothing. Results go to ``bench-out/`` (JSON and a
+Markdown table) and are summarised in docs/performance.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+START = dt.date(2016, 1, 4)
+DAYS = 57
+
+
+def _world(size: int, cache: Path) -> tuple[Path, Path, int]:
+    from jobs.generate import generate
+    from jobs.generate.world import make_objects, write_objects_yaml, write_pipeline_yaml
+
+    folder = cache / f"world-{size}"
+    marker = folder / "generated.json"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "conf").mkdir(parents=True)
+        write_objects_yaml(folder / "conf" / "objects.yaml", make_objects())
+        write_pipeline_yaml(folder / "conf" / "pipeline.yaml")
+        shutil.copy(ROOT / "conf" / "storage.yaml", folder / "conf" / "storage.yaml")
+        summary = generate(folder / "conf", folder / "landing", start=START, days=DAYS,
+                           target_probes=size, seed=42)
+        marker.write_text(json.dumps({"records": summary.records}))
+    records = json.loads(marker.read_text())["records"]
+    return folder / "conf", folder / "landing", records
+
+
+class _Sampler(threading.Thread):
+    """Samples the RSS of a process and all its children."""
+
+    def __init__(self, pid: int, period: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.period, self.samples = pid, period, []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root] + root.children(recursive=True)
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.samples.append((time.time(), rss))
+            except psutil.Error:
+                pass
+            self.stop.wait(self.period)
+
+
+def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | None) -> dict:
+    shutil.rmtree(lake, ignore_errors=True)
+    summary_file = out / f"{lake.name}.summary.json"
+    cmd = [sys.executable, "-m", "jobs", "backfill", "--from", str(START),
+           "--to", str(START + dt.timedelta(days=DAYS - 1)), "--conf", str(conf),
+           "--landing", str(landing), "--lakehouse", str(lake), "--summary-json", str(summary_file)]
+    if master:
+        cmd += ["--master", master]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = _Sampler(proc.pid)
+    sampler.start()
+    log, _ = proc.communicate()
+    sampler.stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"backfill failed:\n{log[-3000:]}")
+    summary = json.loads(summary_file.read_text())
+    stages = {}
+    for name, (a, b) in summary["stage_spans"].items():
+        peak = max((rss for t, rss in sampler.samples if a <= t <= b), default=0)
+        stages[name] = {"seconds": b - a, "peak_rss_mb": peak / 2**20}
+    return {"wall_seconds": time.time() - t0, "summary": summary, "stages": stages,
+            "peak_rss_mb": max((r for _, r in sampler.samples), default=0) / 2**20}
+
+
+def combos_cost(lake: Path, conf: Path) -> dict:
+    """Time the gold aggregation for all 28 × 7 combinations against the same pipeline
+    for one (b, e) pair, both on the same classified sessions, written to a no-op sink."""
+    from pyspark.sql import functions as F
+
+    from jobs import classify, metrics
+    from jobs.config import load_config
+    from jobs.run import malls_df
+    from jobs.spark import build_spark
+    from jobs.tables import CLIENT_DAYS, SESSIONS, Lakehouse
+
+    cfg = load_config(conf)
+    spark = build_spark(cfg.storage.spark_master, "footfall-bench", cfg.storage.spark_conf)
+    lake_ = Lakehouse(spark, str(lake))
+    s = cfg.settings
+    days = lake_.read(CLIENT_DAYS)
+    employees = classify.employee_days(days.where("object_type = 'mall'"), s.employee_window_days,
+                                       s.employee_min_days, s.employee_min_daily_minutes)
+    classified = classify.classify(lake_.read(SESSIONS), employees,
+                                   classify.previous_visits(days)).persist()
+    classified.count()
+    malls = malls_df(spark, cfg)
+
+    def timed(df) -> float:
+        t = time.perf_counter()
+        df.write.format("noop").mode("overwrite").save()
+        return time.perf_counter() - t
+
+    all_combos = timed(metrics.group_datetime(classified, malls))
+    # One pair (b=5, e=20): a plain groupBy per user type, counts and distinct clients.
+    k = F.col("duration_ms")
+    user_type = (F.when(F.col("base_class") != "visitor", F.col("base_class"))
+                 .when(k < 5 * 60_000, "bounced").when(k < 20 * 60_000, "half engaged").otherwise("engaged"))
+    keys = ["mall_id", "object_id", "object_type", "interval", "bucket_start", "bucket_date"]
+    one = (metrics.add_buckets(classified, malls).withColumn("user_type", user_type)
+           .groupBy(*keys, "user_type")
+           .agg(F.count(F.lit(1)).alias("n"), F.sum("duration_ms").alias("ms"),
+                F.countDistinct("client_id").alias("clients"),
+                *[F.countDistinct(F.when(F.col("comeback").bitwiseAND(1 << i) != 0, F.col("client_id")))
+                  .alias(f"cb{i}") for i in range(7)]))
+    one_pair = timed(one)
+    spark.stop()
+    return {"all_28x7_seconds": all_combos, "one_pair_seconds": one_pair}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1000000,2000000,4000000",
+                   help="target probe counts, comma-separated (default: 1M, 2M, 4M)")
+    p.add_argument("--out", default=str(ROOT / "bench-out"))
+    p.add_argument("--cache", default=str(ROOT / ".cache" / "bench"))
+    p.add_argument("--master", help="Spark master URL (default: conf/storage.yaml's)")
+    p.add_argument("--no-combos", action="store_true", help="skip the 28 × 7 cost measurement")
+    args = p.parse_args(argv)
+    out, cache = Path(args.out), Path(args.cache)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                           "python": platform.python_version(), "platform": platform.platform()},
+               "runs": []}
+    for size in [int(x) for x in args.sizes.split(",")]:
+        conf, landing, records = _world(size, cache)
+        lake = cache / f"lake-{size}"
+        r = _backfill(conf, landing, lake, out, args.master)
+        r.update({"target": size, "records": records})
+        if not args.no_combos:
+            r["combos"] = combos_cost(lake, conf)
+        results["runs"].append(r)
+        print(_row(r), flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    table = _table(results)
+    (out / "results.md").write_text(table)
+    print(table)
+    return 0
+
+
+def _row(r: dict) -> str:
+    return (f"{r['records']:>11,} records: {r['wall_seconds']:.0f}s wall, "
+            f"{r['records'] / r['wall_seconds']:,.0f} records/s, peak {r['peak_rss_mb']:,.0f} MB")
+
+
+def _table(results: dict) -> str:
+    m = results["machine"]
+    lines = [f"Machine: {m['cpus']} cores, {m['memory_gb']} GiB, Python {m['python']}", "",
+             "| records | stage | seconds | records/s | peak RSS (MB) |", "|---:|---|---:|---:|---:|"]
+    for r in results["runs"]:
+        n = r["records"]
+        for name, st in r["stages"].items():
+            lines.append(f"| {n:,} | {name} | {st['seconds']:.1f} | {n / st['seconds']:,.0f} | "
+                         f"{st['peak_rss_mb']:,.0f} |")
+        lines.append(f"| {n:,} | **whole run** (incl. JVM start) | {r['wall_seconds']:.1f} | "
+                     f"{n / r['wall_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} |")
+    if any("combos" in r for r in results["runs"]):
+        lines += ["", "| records | gold, all 28 × 7 (s) | gold, one (b, e) pair (s) | extra for 28 × 7 | share of whole run |",
+                  "|---:|---:|---:|---:|---:|"]
+        for r in results["runs"]:
+            c = r.get("combos")
+            if c:
+                extra = c["all_28x7_seconds"] - c["one_pair_seconds"]
+                lines.append(f"| {r['records']:,} | {c['all_28x7_seconds']:.1f} | {c['one_pair_seconds']:.1f} | "
+                             f"{extra:+.1f} s | {extra / r['wall_seconds']:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
