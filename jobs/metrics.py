@@ -180,14 +180,28 @@ def bucket_slots(clients: DataFrame) -> DataFrame:
     return clients.groupBy(*keys).agg(*aggs).select(*keys, F.array(*slot_exprs).alias("slots"))
 
 
-def bucket_label(bucket_start: Column, timezone: Column) -> Column:
-    """SPEC §6 label: local wall time with its offset, ``Z`` when the offset is zero."""
-    local = F.from_utc_timestamp(bucket_start, timezone)
-    off = F.unix_seconds(local) - F.unix_seconds(bucket_start)
+def _offset_text(local: Column, instant: Column) -> Column:
+    off = F.unix_seconds(local) - F.unix_seconds(instant)
     hhmm = F.format_string("%s%02d:%02d", F.when(off < 0, "-").otherwise("+"),
                            (F.abs(off) / 3600).cast("int"), ((F.abs(off) % 3600) / 60).cast("int"))
-    return F.concat(F.date_format(local, "yyyy-MM-dd'T'HH:mm:ss"),
-                    F.when(off == 0, F.lit("Z")).otherwise(hhmm))
+    return F.when(off == 0, F.lit("Z")).otherwise(hhmm)
+
+
+def bucket_label(interval: Column, bucket_start: Column, bucket_date: Column, timezone: Column) -> Column:
+    """SPEC §6 label: the bucket's local start with its offset, ``Z`` when zero.
+
+    Hourly buckets show the wall clock and offset at their start instant (a repeated
+    DST hour gets two labels). Day-based buckets show ``<date>T00:00:00`` with the
+    offset in force just before their start instant, which is the offset at local
+    midnight — also where a DST change skips midnight (the bucket then starts at the
+    first instant of the day, e.g. 2016-10-16T00:00:00-03:00 in America/Sao_Paulo).
+    """
+    local = F.from_utc_timestamp(bucket_start, timezone)
+    hourly = F.concat(F.date_format(local, "yyyy-MM-dd'T'HH:mm:ss"), _offset_text(local, bucket_start))
+    before = F.timestamp_millis(F.unix_millis(bucket_start) - 1)
+    midnight = F.concat(F.date_format(bucket_date, "yyyy-MM-dd"), F.lit("T00:00:00"),
+                        _offset_text(F.from_utc_timestamp(before, timezone), before))
+    return F.when(interval == "hourly", hourly).otherwise(midnight)
 
 
 def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> DataFrame:
@@ -200,7 +214,8 @@ def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> Data
                  for i, (_, suffix) in enumerate(COMEBACK_WINDOWS)]
     # Label each bucket once, then one row per slot, then join each (b, e, type) to its slot.
     per_slot = (slots.join(F.broadcast(malls.select("mall_id", "timezone")), "mall_id")
-                .withColumn("datetime", bucket_label(F.col("bucket_start"), F.col("timezone")))
+                .withColumn("datetime", bucket_label(F.col("interval"), F.col("bucket_start"),
+                                                     F.col("bucket_date"), F.col("timezone")))
                 .select("*", F.posexplode("slots").alias("slot", "v"))
                 .select("*", "v.*").drop("v", "slots", "timezone"))
     return (per_slot.join(F.broadcast(combo_rows), "slot")

@@ -16,7 +16,8 @@ MIN = 60_000
 
 @pytest.fixture
 def malls(spark):
-    return spark.createDataFrame([(1, "Europe/Moscow"), (2, "Europe/Berlin"), (3, "UTC")],
+    return spark.createDataFrame([(1, "Europe/Moscow"), (2, "Europe/Berlin"), (3, "UTC"),
+                                  (4, "America/Sao_Paulo")],
                                  "mall_id long, timezone string")
 
 
@@ -67,6 +68,21 @@ def test_dst_start_skips_an_hour(spark, malls):
         ("monthly", "2016-03-01T00:00:00+01:00"),
         ("weekend", "2016-03-26T00:00:00+01:00"),
         ("weekly", "2016-03-21T00:00:00+01:00"),
+    ]
+
+
+def test_a_day_whose_midnight_is_skipped_starts_at_its_first_instant(spark, malls):
+    # Sao Paulo 2016-10-16: clocks jump from 00:00 (-03:00) to 01:00 (-02:00).
+    d = dt.date(2016, 10, 16)
+    gold = _gold(spark, malls, [(4, 4, "mall", "a", d, _ts("2016-10-16 05:00:00"), 0, "passer", 0)]).where(
+        "user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
+    got = sorted((r.interval, r.datetime, str(r.bucket_start)) for r in gold.collect())
+    assert got == [
+        ("daily", "2016-10-16T00:00:00-03:00", "2016-10-16 03:00:00"),
+        ("hourly", "2016-10-16T03:00:00-02:00", "2016-10-16 05:00:00"),
+        ("monthly", "2016-10-01T00:00:00-03:00", "2016-10-01 03:00:00"),
+        ("weekend", "2016-10-15T00:00:00-03:00", "2016-10-15 03:00:00"),
+        ("weekly", "2016-10-10T00:00:00-03:00", "2016-10-10 03:00:00"),
     ]
 
 
