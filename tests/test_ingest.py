@@ -50,6 +50,9 @@ def test_each_reason_and_the_first_failure_wins(spark, cfg):
         _json(ts="2016-03-02T12:00:00.001Z"),  # now + 1 day + 1 ms
         _json(sensor="nope"),
         _json(mac="01:11:22:33:44:55", rssi=99, ts="bad", sensor="nope"),  # mac is checked first
+        _json(raw='{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":-60,"rssi":5}'),
+        _json(raw='{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":NaN}'),
+        _json(raw='{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":true}'),
     ])
     assert [r[1] for r in got] == [
         "malformed", "malformed", "malformed", "malformed",
@@ -57,6 +60,8 @@ def test_each_reason_and_the_first_failure_wins(spark, cfg):
         "invalid_rssi", "invalid_rssi", "invalid_rssi",
         "invalid_ts", "invalid_ts", "invalid_ts",
         "unknown_sensor", "invalid_mac",
+        "invalid_rssi",  # a key given twice: the last one counts
+        "malformed", "malformed",  # NaN is not JSON; a boolean is not a string or number
     ]
 
 
