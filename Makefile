@@ -14,12 +14,16 @@ export PYTHONPATH := $(CURDIR)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: setup run test bench generate demo-data lock clean help
+.PHONY: setup run test bench generate demo-data lock clean help serve bench-api airflow cluster cluster-stop
 
 help:
 	@echo "make run    set up, generate the demo world, run the pipeline, show the result"
 	@echo "make test   set up, run the test suite"
 	@echo "make bench  measure backfill throughput at 1, 2 and 4 million probes"
+	@echo "make serve  serve the report API on http://127.0.0.1:8000 (SERVE_ARGS='--port 9000 …')"
+	@echo "make bench-api  report API latency on a year of gold, against Spark SQL"
+	@echo "make airflow  Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT)"
+	@echo "make cluster / cluster-stop  a Spark standalone cluster on spark://127.0.0.1:7077 (2 workers)"
 	@echo "make setup  virtualenv + pinned packages + Delta JARs (idempotent)"
 
 ## setup: a virtualenv with the pinned packages and Delta's JARs, resolved once.
@@ -57,6 +61,43 @@ test: setup
 
 bench: setup
 	$(PY) -m jobs.bench
+
+## serve: the report API (GET /reports/group_datetime, /docs) on the demo lakehouse.
+serve: setup
+	$(PY) -m reports serve $(SERVE_ARGS)
+
+## bench-api: API p50/p99 and req/s on a year of gold, and Spark SQL for the same requests.
+bench-api: setup
+	$(PY) -m reports.bench $(BENCH_API_ARGS)
+
+## airflow: Airflow 3 in one process tree (`airflow standalone`: scheduler, DAG processor,
+## triggerer, API server + UI) with this repo's dags/, a SQLite metadata database under
+## airflow-home/ and the Spark connection on local[*]. Ctrl-C stops it all.
+AIRFLOW_HOME ?= $(CURDIR)/airflow-home
+AIRFLOW_PORT ?= 8080
+AIRFLOW_PARALLELISM ?= 4
+SPARK_CONN ?= {"conn_type": "spark", "host": "local[*]"}
+airflow: setup
+	@mkdir -p $(AIRFLOW_HOME)
+	@export AIRFLOW_HOME=$(AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	  AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM) \
+	  AIRFLOW_CONN_SPARK_DEFAULT='$(SPARK_CONN)' FOOTFALL_HOME=$(CURDIR); \
+	$(VENV)/bin/airflow db migrate >$(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1; }; \
+	$(VENV)/bin/airflow pools set footfall_lakehouse 1 "Footfall Spark runs: one writes the lakehouse at a time" >/dev/null; \
+	echo "Airflow 3 is starting: UI http://127.0.0.1:$(AIRFLOW_PORT)  (Ctrl-C stops it)"; \
+	echo "  log in as 'admin'; the password is printed below once generated and kept in"; \
+	echo "  $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"; \
+	echo "  DAGs: footfall_nightly, footfall_backfill, footfall_exports (dags/); Spark connection: $$AIRFLOW_CONN_SPARK_DEFAULT"; \
+	exec $(VENV)/bin/airflow standalone
+
+## cluster / cluster-stop: a Spark standalone master (spark://127.0.0.1:7077, UI :8090) and
+## two workers (1 core, 3g each) from the installed Spark; pid files and logs in .cache/cluster/.
+cluster: setup
+	bin/spark-cluster.sh start
+
+cluster-stop:
+	bin/spark-cluster.sh stop
 
 ## lock: re-pin requirements.txt from requirements.in in a scratch virtualenv.
 lock:

@@ -368,8 +368,11 @@ def build_gold(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
     previous = classify.previous_visits(all_days.where(F.col("date") <= F.lit(last)))
     classified = classify.classify(lake.read(SESSIONS).where(date_ranges_predicate(read, "date")),
                                    employees, previous)
-    gold = metrics.group_datetime(classified, malls_df(spark, cfg)).where(scope.predicate())
-    lake.replace(GROUP_DATETIME, gold, scope.predicate())
+    gold = (metrics.group_datetime(classified, malls_df(spark, cfg)).where(scope.predicate())
+            # One sorted file per (mall, interval): the API reads a few row groups of it.
+            .repartition("mall_id", "interval")
+            .sortWithinPartitions("object_id", "bounce_threshold", "engagement_threshold", "bucket_start"))
+    lake.replace(GROUP_DATETIME, gold, scope.predicate(), optimize_write=False)
     summary.gold_rows_written = _last_metric(lake, GROUP_DATETIME, "numOutputRows")
     summary.gold_buckets_dates = scope.mall_dates()
 

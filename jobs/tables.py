@@ -154,15 +154,17 @@ class Lakehouse:
             return self.spark.createDataFrame([], SCHEMAS[table])
         return self.spark.read.format("delta").load(self.path(table))
 
-    def replace(self, table: str, df: DataFrame, predicate: str) -> None:
+    def replace(self, table: str, df: DataFrame, predicate: str, optimize_write: bool = True) -> None:
         """Atomically replace the rows matching ``predicate`` with ``df``.
 
         Every row of ``df`` must match ``predicate`` (Delta checks it). An empty
         ``df`` deletes the matching rows; rows outside the predicate are untouched.
+        ``optimize_write=False`` keeps ``df``'s own partitioning and sort order.
         """
         self.ensure(table)
         (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("overwrite")
-         .option("replaceWhere", predicate).save(self.path(table)))
+         .option("replaceWhere", predicate).option("optimizeWrite", str(optimize_write).lower())
+         .save(self.path(table)))
 
     def merge(self, table: str, source: DataFrame, keys: Sequence[str], *,
               prune: str | None = None, update_when: str | None = None,

@@ -47,3 +47,25 @@ def test_a_delta_table_round_trip(spark, tmp_path):
     expected = spark.createDataFrame([(1, "a"), (2, "B"), (3, "c")], "id long, v string")
     assert_df_equality(spark.read.format("delta").load(path), expected, ignore_row_order=True)
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_airflow_the_spark_provider_and_pyspark_import_together_and_spark_submit_matches():
+    import shutil
+    import sys
+
+    from tests.airflow_env import use_airflow
+    use_airflow()
+    import airflow
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.sdk import Asset, dag, task  # noqa: F401
+
+    assert airflow.__version__.startswith("3.")
+    assert SparkSubmitOperator.__name__ == "SparkSubmitOperator"
+    assert md.version("apache-airflow-providers-apache-spark")
+    # The provider runs `spark-submit` from PATH: in this environment it is pyspark's.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    binary = shutil.which("spark-submit", path=path)
+    assert binary and Path(binary).parent == Path(sys.executable).parent
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PATH": path})
+    assert f"version {pyspark.__version__}" in out.stdout + out.stderr

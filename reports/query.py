@@ -1,0 +1,348 @@
+"""Answer ``group_datetime`` requests from the gold Delta table without Spark.
+
+* :func:`buckets` enumerates the buckets of a local date range in a mall's zone, with
+  the labels gold writes (SPEC §6, docs/decisions.md "Buckets"), so that a bucket with
+  no gold rows is still reported, with zeros.
+* :class:`Gold` reads gold with delta-rs and polars: the partition columns (``mall_id``,
+  ``interval``) and the per-file statistics of ``bucket_date``, ``object_id`` and the
+  thresholds choose the files (delta-rs), the same predicate then skips row groups and
+  rows (polars), and only the columns of the answer are decoded.
+* :func:`report` joins both into a :class:`Report`, which renders the API's JSON
+  (:meth:`Report.json_bytes`) or a flat CSV (:meth:`Report.csv_text`).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import functools
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from jobs.config import Config, Obj
+from reports.params import MAX_OBJECT_BUCKETS, ReportError, ReportRequest, bad
+
+#: Gold table location under the lakehouse root (mirrors jobs.tables.GROUP_DATETIME).
+GROUP_DATETIME = "gold/group_datetime"
+#: User types in the order of the response (SPEC §10).
+USER_TYPES = ("all", "bounced", "employee", "engaged", "half engaged", "passer", "visitor")
+#: Keys of one response row, in order. ``count_comeback_client`` is the requested window's column.
+ROW_KEYS = ("datetime", "count_session", "count_client", "avg_session_duration",
+            "count_comeback_client", "sum_session_duration", "user_type")
+METRICS = ("count_session", "count_client", "avg_session_duration", "count_comeback_client",
+           "sum_session_duration")
+#: The flat CSV: the object, then the row keys.
+CSV_COLUMNS = ("object_id",) + ROW_KEYS
+
+_UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_DAY = dt.timedelta(days=1)
+
+
+class Bucket(NamedTuple):
+    """One bucket: its start as UTC epoch seconds, its local start date and its label."""
+
+    start: int
+    date: dt.date
+    label: str
+
+
+# ---------------------------------------------------------------------------- buckets
+
+def _offset_text(offset: dt.timedelta) -> str:
+    """``Z`` or ``±HH:MM``, as gold writes it (seconds of historical offsets dropped)."""
+    seconds = int(offset.total_seconds())
+    if seconds == 0:
+        return "Z"
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+def _day_start(d: dt.date, zone: ZoneInfo) -> tuple[int, str]:
+    """The first instant of local date ``d`` and the day-based label ``<d>T00:00:00<offset>``.
+
+    ``fold=0``: where DST skips midnight, Python maps 00:00 with the offset before the
+    change, which is the instant of the change (e.g. 03:00Z in America/Sao_Paulo on
+    2016-10-16) and the offset gold's label shows (docs/decisions.md, "Buckets").
+    """
+    local = dt.datetime(d.year, d.month, d.day, tzinfo=zone)
+    start = (local - _EPOCH) // dt.timedelta(seconds=1)
+    return start, f"{d.isoformat()}T00:00:00{_offset_text(local.utcoffset())}"
+
+
+def _hours(d: dt.date, zone: ZoneInfo) -> list[Bucket]:
+    """The local hours of date ``d``: a repeated hour twice (two offsets), a skipped one never."""
+    start, _ = _day_start(d, zone)
+    end, _ = _day_start(d + _DAY, zone)
+    first = dt.datetime.fromtimestamp(start, _UTC).astimezone(zone)
+    last = dt.datetime.fromtimestamp(end - 1, _UTC).astimezone(zone)
+    if end - start == 86_400 and first.utcoffset() == last.utcoffset() and first.hour == 0:
+        off = _offset_text(first.utcoffset())
+        day = d.isoformat()
+        return [Bucket(start + 3600 * h, d, f"{day}T{h:02d}:00:00{off}") for h in range(24)]
+    # A day with a change of offset: an hour bucket starts wherever the wall clock shows a
+    # whole hour. Quarter-hour steps also find the hours of zones with :30 or :45 offsets.
+    out = []
+    for t in range(start, end, 900):
+        local = dt.datetime.fromtimestamp(t, _UTC).astimezone(zone)
+        if local.minute == 0 and local.second == 0:
+            out.append(Bucket(t, d, local.strftime("%Y-%m-%dT%H:%M:%S") + _offset_text(local.utcoffset())))
+    return out
+
+
+def _dates(interval: str, start: dt.date, end: dt.date) -> list[dt.date]:
+    """Start dates of the day-based buckets that overlap [start, end] (whole buckets)."""
+    if interval == "daily":
+        return [start + _DAY * i for i in range((end - start).days + 1)]
+    monday = start - _DAY * start.weekday()
+    if interval == "weekly":
+        return [monday + _DAY * 7 * i for i in range((end - monday).days // 7 + 1)]
+    if interval == "monthly":
+        out, d = [], start.replace(day=1)
+        while d <= end:
+            out.append(d)
+            d = (d + _DAY * calendar.monthrange(d.year, d.month)[1])
+        return out
+    # weekday: Mon 00:00 – Sat 00:00; weekend: Sat 00:00 – Mon 00:00. A bucket overlaps the
+    # range when it starts on or before `end` and ends after `start`.
+    first, length = (monday, 5) if interval == "weekday" else (monday - _DAY * 2, 2)
+    out, d = [], first
+    while d <= end:
+        if d + _DAY * length > start:
+            out.append(d)
+        d += _DAY * 7
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def buckets(interval: str, start: dt.date, end: dt.date, timezone: str) -> tuple[Bucket, ...]:
+    """Every bucket of ``interval`` overlapping local dates [start, end] in ``timezone``,
+    in time order, labelled as gold labels them."""
+    zone = ZoneInfo(timezone)
+    if interval == "hourly":
+        return tuple(b for i in range((end - start).days + 1) for b in _hours(start + _DAY * i, zone))
+    out = []
+    for d in _dates(interval, start, end):
+        first, label = _day_start(d, zone)
+        out.append(Bucket(first, d, label))
+    return tuple(out)
+
+
+def bucket_count(interval: str, start: dt.date, end: dt.date) -> int:
+    """How many buckets the range has, to refuse a too large request before doing the work
+    (hourly: 24 per day; a DST change moves this by one)."""
+    if interval == "hourly":
+        return 24 * ((end - start).days + 1)
+    return len(_dates(interval, start, end))
+
+
+# ---------------------------------------------------------------------------- reading gold
+
+class GoldUnavailable(ReportError):
+    """The gold table cannot be read (not created yet, or the lakehouse is wrong)."""
+
+    def __init__(self, uri: str, reason: str):
+        super().__init__(503, "gold_unavailable", None, f"the gold table {uri} cannot be read: {reason}")
+
+
+def gold_uri(lakehouse: str) -> str:
+    """``<lakehouse>/gold/group_datetime`` in a form delta-rs opens (``s3a://`` is Spark's
+    name for ``s3://``)."""
+    root = lakehouse.rstrip("/")
+    if root.startswith("s3a://"):
+        root = "s3://" + root[len("s3a://"):]
+    elif root.startswith("file:"):
+        root = urllib.parse.urlparse(root).path
+    return f"{root}/{GROUP_DATETIME}"
+
+
+#: Gold columns one answer needs besides the comeback window's one.
+_READ = ("object_id", "datetime", "user_type", "count_session", "count_client",
+         "avg_session_duration", "sum_session_duration")
+
+
+class Gold:
+    """The gold table as the reports read it.
+
+    One delta-rs snapshot is kept and brought up to the latest version at most every
+    ``refresh_seconds`` (the table changes once a night; re-reading its log on every
+    request would cost more than the answer).
+    """
+
+    def __init__(self, lakehouse: str, refresh_seconds: float = 2.0,
+                 storage_options: dict[str, str] | None = None):
+        self.uri = gold_uri(lakehouse)
+        self.refresh_seconds = refresh_seconds
+        self.storage_options = storage_options
+        self._table = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _files(self, predicate: list) -> tuple[list[str], object | None]:
+        """Files that may hold matching rows, and the table itself when polars must read
+        through delta-rs (deletion vectors) instead of the plain files."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import DeltaError, TableNotFoundError
+
+        with self._lock:
+            now = time.monotonic()
+            try:
+                if self._table is None:
+                    self._table = DeltaTable(self.uri, storage_options=self.storage_options)
+                    self._checked = now
+                elif now - self._checked >= self.refresh_seconds:
+                    self._table.update_incremental()
+                    self._checked = now
+            except TableNotFoundError:
+                raise GoldUnavailable(self.uri, "no Delta table there") from None
+            except (DeltaError, OSError) as exc:
+                raise GoldUnavailable(self.uri, str(exc)) from None
+            features = self._table.protocol().reader_features or []
+            if "deletionVectors" in features:
+                return [], self._table
+            return self._table.file_uris(file_pruning_predicate=predicate), None
+
+    def rows(self, mall_id: int, interval: str, object_ids: Sequence[int], bounce: int,
+             engagement: int, first: dt.date, last: dt.date, comeback_column: str) -> pl.DataFrame:
+        """Gold rows of these objects (all of mall ``mall_id``) for one (b, e) pair with
+        ``bucket_date`` in [first, last]: the columns of :data:`_READ` plus the comeback
+        window's, renamed ``count_comeback_client``."""
+        ids = sorted(set(object_ids))
+        files, table = self._files([
+            ("mall_id", "=", mall_id), ("interval", "=", interval),
+            ("bucket_date", ">=", first), ("bucket_date", "<=", last),
+            ("object_id", "in", ids),
+            ("bounce_threshold", "=", bounce), ("engagement_threshold", "=", engagement)])
+        cond = (pl.col("object_id").is_in(ids) & (pl.col("bounce_threshold") == bounce)
+                & (pl.col("engagement_threshold") == engagement)
+                & pl.col("bucket_date").is_between(first, last))
+        columns = [*_READ, pl.col(comeback_column).alias("count_comeback_client")]
+        if table is not None:
+            lf = pl.scan_delta(table).filter((pl.col("mall_id") == mall_id)
+                                             & (pl.col("interval") == interval) & cond)
+        elif not files:
+            return _EMPTY_ROWS
+        else:
+            # The files hold no partition columns (or, written by Spark, copies of them):
+            # the partition is already chosen by the file list.
+            lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").filter(cond)
+        return lf.select(columns).collect().cast(_ROW_SCHEMA)
+
+
+_ROW_SCHEMA = {"object_id": pl.Int64, "datetime": pl.String, "user_type": pl.String,
+               "count_session": pl.Int64, "count_client": pl.Int64, "avg_session_duration": pl.Int64,
+               "sum_session_duration": pl.Float64, "count_comeback_client": pl.Int64}
+_EMPTY_ROWS = pl.DataFrame(schema=_ROW_SCHEMA)
+_EMPTY_REPORT = pl.DataFrame(schema={c: pl.String if c == "object_id" else _ROW_SCHEMA[c]
+                                     for c in CSV_COLUMNS})
+
+
+# ---------------------------------------------------------------------------- the answer
+
+@dataclass(frozen=True)
+class Report:
+    """A report's rows in response order: per object (request order), per user type
+    (SPEC order), per bucket (time order). Columns: ``object_id`` (text), the row keys."""
+
+    objects: tuple[str, ...]
+    frame: pl.DataFrame
+
+    def json_bytes(self) -> bytes:
+        """The response body, exactly as SPEC §10 shapes it.
+
+        Built as text in one polars pass (a year of days for 10 objects is 25,000 rows;
+        Python dicts and json.dumps would take longer than reading gold): each row is
+        written with what opens before it (``"215":{``, ``"all":[``) and closes after it
+        (``]``, ``}``), so that all rows joined by commas are the whole body.
+        """
+        f = self.frame
+        if f.height == 0:  # no bucket overlaps the range: every list is empty
+            empty = ",".join(f'"{t}":[]' for t in USER_TYPES)
+            return ("{" + ",".join(f'"{o}":{{{empty}}}' for o in self.objects) + "}").encode()
+        new_object = pl.col("object_id") != pl.col("object_id").shift(1)
+        new_list = new_object | (pl.col("user_type") != pl.col("user_type").shift(1))
+        end_object = pl.col("object_id") != pl.col("object_id").shift(-1)
+        end_list = end_object | (pl.col("user_type") != pl.col("user_type").shift(-1))
+        text = f.select(pl.concat_str([
+            pl.when(new_object.fill_null(True)).then(pl.lit('"') + pl.col("object_id") + pl.lit('":{'))
+            .otherwise(pl.lit("")),
+            pl.when(new_list.fill_null(True)).then(pl.lit('"') + pl.col("user_type") + pl.lit('":['))
+            .otherwise(pl.lit("")),
+            pl.lit('{"datetime":"'), pl.col("datetime"),
+            pl.lit('","count_session":'), pl.col("count_session").cast(pl.String),
+            pl.lit(',"count_client":'), pl.col("count_client").cast(pl.String),
+            pl.lit(',"avg_session_duration":'), pl.col("avg_session_duration").cast(pl.String),
+            pl.lit(',"count_comeback_client":'), pl.col("count_comeback_client").cast(pl.String),
+            # Gold holds the hours rounded to 2 decimals; round again so that the text (the
+            # shortest that reads back as the same number) never shows more.
+            pl.lit(',"sum_session_duration":'), pl.col("sum_session_duration").round(2).cast(pl.String),
+            pl.lit(',"user_type":"'), pl.col("user_type"), pl.lit('"}'),
+            pl.when(end_list.fill_null(True)).then(pl.lit("]")).otherwise(pl.lit("")),
+            pl.when(end_object.fill_null(True)).then(pl.lit("}")).otherwise(pl.lit("")),
+        ]).str.join(",").cast(pl.Binary)).item()
+        return b"{" + text + b"}"
+
+    def csv_text(self) -> str:
+        """One line per row, in response order: ``object_id`` then the row keys."""
+        return self.frame.select(*CSV_COLUMNS).with_columns(
+            pl.col("sum_session_duration").round(2)).write_csv()
+
+
+_TYPES = pl.DataFrame({"user_type": USER_TYPES, "ti": list(range(len(USER_TYPES)))},
+                      schema={"user_type": pl.String, "ti": pl.Int32})
+
+
+@functools.lru_cache(maxsize=256)
+def _grid(interval: str, start: dt.date, end: dt.date, timezone: str) -> pl.DataFrame:
+    """The buckets of a range as a frame (``bi``: time order, ``datetime``: label) × the
+    user types (``ti``: SPEC order). Kept: frames are immutable, requests repeat."""
+    bs = buckets(interval, start, end, timezone)
+    frame = pl.DataFrame({"bi": list(range(len(bs))), "datetime": [b.label for b in bs]},
+                         schema={"bi": pl.Int32, "datetime": pl.String})
+    return _TYPES.join(frame, how="cross", maintain_order="left_right")  # (ti, bi) order
+
+
+def report(gold: Gold, cfg: Config, objects: Sequence[Obj], request: ReportRequest) -> Report:
+    """The rows SPEC §10 asks for: every bucket of the range for every object and user
+    type, the gold numbers where gold has a row, zeros where it has none."""
+    timezones = {m.id: m.timezone for m in cfg.malls}
+    per_mall: dict[int, list[Obj]] = {}
+    for o in objects:
+        per_mall.setdefault(o.mall_id, []).append(o)
+    total = sum(bucket_count(request.interval, request.start, request.end) for _ in objects)
+    if total > MAX_OBJECT_BUCKETS:
+        raise bad("to", f"the report would hold {total:,} object-buckets ({len(objects)} objects × "
+                  f"{total // max(len(objects), 1):,} {request.interval} buckets); at most "
+                  f"{MAX_OBJECT_BUCKETS:,} per request: shorten the range or ask for fewer objects",
+                  "range_too_large")
+    keys = tuple(str(i) for i in request.objects)
+    parts = []
+    for mall_id, objs in per_mall.items():
+        bs = buckets(request.interval, request.start, request.end, timezones[mall_id])
+        if not bs:  # e.g. weekday buckets of a Saturday-to-Sunday range: none
+            continue
+        ids = [o.id for o in objs]
+        rows = gold.rows(mall_id, request.interval, ids, request.bounce, request.engagement,
+                         bs[0].date, bs[-1].date, request.comeback_column)
+        grid = _grid(request.interval, request.start, request.end, timezones[mall_id])
+        order = pl.DataFrame({"object_id": ids, "oi": [request.objects.index(i) for i in ids]},
+                             schema={"object_id": pl.Int64, "oi": pl.Int32})
+        # Joins that keep their sides' order give (oi, ti, bi): the response's order.
+        parts.append(order.lazy().join(grid.lazy(), how="cross", maintain_order="left_right")
+                     .join(rows.lazy(), on=["object_id", "datetime", "user_type"], how="left",
+                           maintain_order="left"))
+    if not parts:
+        return Report(keys, _EMPTY_REPORT)
+    frame = pl.concat(parts)
+    if len(parts) > 1:  # objects of several malls: back to request order
+        frame = frame.sort("oi", "ti", "bi", maintain_order=True)
+    frame = frame.select(pl.col("object_id").cast(pl.String), "datetime",
+                         *[pl.col(m).fill_null(0) for m in METRICS], "user_type").collect()
+    return Report(keys, frame)
