@@ -6,22 +6,9 @@ Thin: parse the arguments, load the config, build the Spark session, call jobs.r
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-
-
-def _malls(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected mall ids like 1,2, got {text!r}") from None
+from jobs.argtypes import date_arg, mall_ids_arg
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -36,12 +23,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs", description="Footfall analytics jobs.")
     sub = p.add_subparsers(dest="command", required=True)
     n = sub.add_parser("nightly", help="ingest new files, recompute what they touch up to --date")
-    n.add_argument("--date", type=_date, required=True, help="the run's local date YYYY-MM-DD")
+    n.add_argument("--date", type=date_arg, required=True, help="the run's local date YYYY-MM-DD")
     _common(n)
     b = sub.add_parser("backfill", help="ingest new files, recompute a date range")
-    b.add_argument("--from", dest="start", type=_date, required=True)
-    b.add_argument("--to", dest="end", type=_date, required=True)
-    b.add_argument("--malls", type=_malls, help="comma-separated mall ids (default: all)")
+    b.add_argument("--from", dest="start", type=date_arg, required=True)
+    b.add_argument("--to", dest="end", type=date_arg, required=True)
+    b.add_argument("--malls", type=mall_ids_arg, help="comma-separated mall ids (default: all)")
     _common(b)
     s = sub.add_parser("show", help="print what the lakehouse holds")
     _common(s)

@@ -13,24 +13,12 @@ import os
 import sys
 from pathlib import Path
 
+from jobs.argtypes import date_arg, mall_ids_arg
+
 #: The API's parameter → this command line's option.
 FLAGS = {"from": "--from", "to": "--to", "objects": "--objects", "interval": "--interval",
          "comeback": "--comeback", "bounce_threshold": "--bounce-threshold",
          "engagement_threshold": "--engagement-threshold"}
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-
-
-def _malls(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected mall ids like 215,1290, got {text!r}") from None
 
 
 def _storage(p: argparse.ArgumentParser) -> None:
@@ -52,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="manage API tokens")
     tsub = t.add_subparsers(dest="token_command", required=True)
     tc = tsub.add_parser("create", help="make a token for some malls; prints it once, stores its hash")
-    tc.add_argument("--malls", type=_malls, required=True, help="comma-separated mall ids, e.g. 215,1290")
+    tc.add_argument("--malls", type=mall_ids_arg, required=True, help="comma-separated mall ids, e.g. 215,1290")
     tc.add_argument("--name", required=True, help="who holds it, e.g. acme (unique)")
     tc.add_argument("--note", help="a note stored with the hash")
     tc.add_argument("--conf", default="conf", help="config folder (default: conf)")
@@ -72,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     _storage(g)
 
     e = sub.add_parser("export", help="write the exports of conf/exports.yaml due on --date")
-    e.add_argument("--date", type=_date, help="run date: the last local date the nightly run "
+    e.add_argument("--date", type=date_arg, help="run date: the last local date the nightly run "
                    "completed (default: yesterday)")
     e.add_argument("--name", action="append", help="only this export (repeatable)")
     _storage(e)

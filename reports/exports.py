@@ -14,7 +14,6 @@ import datetime as dt
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 import yaml
 
 from jobs.config import Config, ConfigError, Obj
+from reports.files import write_atomically
 from reports.params import ReportError, ReportRequest, parse, resolve_objects
 from reports.query import METRICS, Gold, Report, report
 
@@ -233,17 +233,7 @@ def _write(target: str, data: bytes) -> None:
         with fsspec.open(target, "wb") as f:
             f.write(data)
         return
-    path = Path(target.removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(Path(target.removeprefix("file://")), data)
 
 
 def render_png(rep: Report, objects: list[Obj], cfg: Config, request: ReportRequest, metric: str,

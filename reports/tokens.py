@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from jobs.config import Config, ConfigError
+from reports.files import write_atomically
 
 TOKENS_FILE = "tokens.yaml"
 #: Tokens made here start with this, so that a leaked one is easy to recognise in logs.
@@ -177,14 +176,5 @@ def _write(path: Path, tokens: list[Token]) -> None:
             e["note"] = t.note
         entries.append(e)
     text = HEADER + yaml.safe_dump({"tokens": entries}, sort_keys=False, default_flow_style=None)
-    # Write beside and rename: a reader (the running API) never sees half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tokens-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Secret-adjacent: only the owner may read it. The running API re-reads it: atomic.
+    write_atomically(path, text.encode("utf-8"), mode=0o600)
