@@ -49,14 +49,7 @@ SETTINGS = load_airflow_settings()
                                  SETTINGS.start_date.day, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "footfall",
-        "retries": SETTINGS.retries,
-        "retry_delay": SETTINGS.retry_delay,
-        "retry_exponential_backoff": True,
-        "max_retry_delay": SETTINGS.max_retry_delay,
-        "execution_timeout": SETTINGS.execution_timeout,
-    },
+    default_args=SETTINGS.default_args(),
     params={
         "from": Param(type="string", format="date", title="From",
                       description="first local date of the range (YYYY-MM-DD)"),

@@ -54,14 +54,7 @@ SUMMARY = SETTINGS.summary_path("nightly", RUN_DATE)
                                  SETTINGS.start_date.day, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "footfall",
-        "retries": SETTINGS.retries,
-        "retry_delay": SETTINGS.retry_delay,
-        "retry_exponential_backoff": True,
-        "max_retry_delay": SETTINGS.max_retry_delay,
-        "execution_timeout": SETTINGS.execution_timeout,
-    },
+    default_args=SETTINGS.default_args(),
     tags=["footfall", "spark", "nightly"],
     doc_md=__doc__,
 )

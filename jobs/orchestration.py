@@ -58,6 +58,17 @@ class AirflowSettings:
         """The nightly schedule as a cron expression (in ``timezone``)."""
         return f"{self.schedule_time.minute} {self.schedule_time.hour} * * *"
 
+    def default_args(self) -> dict[str, Any]:
+        """Task defaults every footfall DAG shares: owner, retries with back-off, timeout."""
+        return {
+            "owner": "footfall",
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "retry_exponential_backoff": True,
+            "max_retry_delay": self.max_retry_delay,
+            "execution_timeout": self.execution_timeout,
+        }
+
     def summary_path(self, kind: str, name: str) -> str:
         """Where a run of ``kind`` (nightly, backfill) writes its summary JSON."""
         return str(Path(self.runs_dir) / kind / f"{name}.json")
