@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: setup run test bench generate demo-data lock clean help serve bench-api airflow cluster cluster-stop
+.PHONY: setup run test bench generate demo-data lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
 	@echo "make run    set up, generate the demo world, run the pipeline, show the result"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench  measure backfill throughput at 1, 2 and 4 million probes"
 	@echo "make serve  serve the report API on http://127.0.0.1:8000 (SERVE_ARGS='--port 9000 …')"
 	@echo "make bench-api  report API latency on a year of gold, against Spark SQL"
+	@echo "make load-api  50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS='--clients 20 …')"
 	@echo "make airflow  Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT)"
 	@echo "make cluster / cluster-stop  a Spark standalone cluster on spark://127.0.0.1:7077 (2 workers)"
 	@echo "make setup  virtualenv + pinned packages + Delta JARs (idempotent)"
@@ -69,6 +70,11 @@ serve: setup
 ## bench-api: API p50/p99 and req/s on a year of gold, and Spark SQL for the same requests.
 bench-api: setup
 	$(PY) -m reports.bench $(BENCH_API_ARGS)
+
+## load-api: 50 clients for 60 s against the API while `python -m jobs nightly` replaces gold
+## buckets: no 5xx, every answer of one gold version; bench-out/load-api.{json,md}.
+load-api: setup
+	$(PY) -m reports.loadscenario $(LOAD_API_ARGS)
 
 ## airflow: Airflow 3 in one process tree (`airflow standalone`: scheduler, DAG processor,
 ## triggerer, API server + UI) with this repo's dags/, a SQLite metadata database under

@@ -1,6 +1,9 @@
-"""Command line: ``python -m jobs nightly|backfill|generate …`` (SPEC §11).
+"""Command line: ``python -m jobs nightly|backfill|maintain|show|generate …`` (SPEC §11).
 
 Thin: parse the arguments, load the config, build the Spark session, call jobs.run.
+Exit codes: 0 done; 2 bad input (config, arguments, landing), nothing written; 3 the
+lakehouse is busy with another run, or another writer changed it meanwhile: run again
+later; 1 any other failure (a rerun completes it, SPEC §9).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--to", dest="end", type=date_arg, required=True)
     b.add_argument("--malls", type=mall_ids_arg, help="comma-separated mall ids (default: all)")
     _common(b)
+    m = sub.add_parser("maintain", help="compact the Delta tables and vacuum old files (weekly)")
+    m.add_argument("--retain-hours", type=float, default=168,
+                   help="VACUUM keeps files referenced within this many hours (default and minimum: 168)")
+    _common(m)
     s = sub.add_parser("show", help="print what the lakehouse holds")
     _common(s)
     sub.add_parser("generate", help="write a synthetic world (see --help)", add_help=False)
@@ -43,12 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         return generate_main(argv[1:])
     args = parser().parse_args(argv)
 
-    from jobs.config import ConfigError, load_config
-    from jobs.run import RunError, backfill, nightly
+    from jobs.config import ConfigError, check_hmac_key, load_config
+    from jobs.lock import ConcurrentRunError, LakehouseBusy
+    from jobs.maintenance import MaintenanceError
+    from jobs.run import RunError, backfill, maintain, nightly
     from jobs.spark import build_spark
 
     try:
         cfg = load_config(args.conf).with_storage(args.landing, args.lakehouse, args.master)
+        if args.command in ("nightly", "backfill"):  # FOOTFALL_HMAC_KEY: warn, or stop if required
+            check_hmac_key(cfg)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             from jobs.show import render
             print(render(spark, cfg))
             return 0
+        if args.command == "maintain":
+            print(maintain(spark, cfg, args.retain_hours))
+            return 0
         if args.command == "nightly":
             summary = nightly(spark, cfg, args.date)
         else:
@@ -68,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.summary_json, "w") as fh:
                 fh.write(summary.to_json())
         return 0
-    except RunError as exc:
+    except (RunError, MaintenanceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (LakehouseBusy, ConcurrentRunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     finally:
         spark.stop()
 

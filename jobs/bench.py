@@ -64,6 +64,9 @@ class _Sampler(threading.Thread):
             try:
                 root = psutil.Process(self.pid)
                 procs = [root] + root.children(recursive=True)
+                # On a cluster the executors are the workers' children, not ours.
+                procs += [p for p in psutil.process_iter(["cmdline"])
+                          if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])]
                 rss = 0
                 for p in procs:
                     try:
@@ -101,6 +104,19 @@ def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | No
         stages[name] = {"seconds": b - a, "peak_rss_mb": peak / 2**20}
     return {"wall_seconds": time.time() - t0, "summary": summary, "stages": stages,
             "peak_rss_mb": max((r for _, r in sampler.samples), default=0) / 2**20}
+
+
+def _cluster_conf(conf: Path, executor_memory: str) -> Path:
+    """A copy of the world's config whose storage.yaml sizes the cluster's executors."""
+    import yaml
+
+    target = conf.parent / "conf-cluster"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(conf, target)
+    storage = yaml.safe_load((target / "storage.yaml").read_text()) or {}
+    storage.setdefault("spark", {}).setdefault("conf", {})["spark.executor.memory"] = executor_memory
+    (target / "storage.yaml").write_text(yaml.safe_dump(storage, sort_keys=False))
+    return target
 
 
 def combos_cost(lake: Path, conf: Path) -> dict:
@@ -156,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=str(ROOT / ".cache" / "bench"))
     p.add_argument("--master", help="Spark master URL (default: conf/storage.yaml's)")
     p.add_argument("--no-combos", action="store_true", help="skip the 28 × 7 cost measurement")
+    p.add_argument("--executor-memory", default="2500m",
+                   help="with --master spark://…: memory per executor (make cluster's workers have 3g)")
     args = p.parse_args(argv)
     out, cache = Path(args.out), Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                "runs": []}
     for size in [int(x) for x in args.sizes.split(",")]:
         conf, landing, records = _world(size, cache)
+        if args.master and not args.master.startswith("local"):
+            conf = _cluster_conf(conf, args.executor_memory)
         lake = cache / f"lake-{size}"
         r = _backfill(conf, landing, lake, out, args.master)
         r.update({"target": size, "records": records})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,19 @@ STORAGE_DEFAULTS: dict[str, Any] = {
     "landing": "data/landing",
     "lakehouse": "data/lakehouse",
     "spark": {"master": "local[*]", "app_name": "footfall", "conf": {}},
+    "require_hmac_key": False,
 }
 
 #: Environment variable holding the HMAC key for client ids (SPEC §2, privacy).
 HMAC_KEY_ENV = "FOOTFALL_HMAC_KEY"
 #: Development-only key; never use it with real MACs (see README, Privacy).
 DEV_HMAC_KEY = "footfall-development-key-do-not-use-in-production"
+#: What a run without FOOTFALL_HMAC_KEY prints on stderr (the run summary notes it too).
+DEV_KEY_WARNING = (
+    f"warning: {HMAC_KEY_ENV} is not set: client ids use the development-only default "
+    f"HMAC key. Never run real data like this: set {HMAC_KEY_ENV} to the deployment's "
+    "secret key (and keep it: a new key makes every client new); `require_hmac_key: true` "
+    "in conf/storage.yaml turns this warning into an error.")
 
 
 class ConfigError(ValueError):
@@ -87,6 +95,9 @@ class Storage:
     spark_master: str
     spark_app_name: str
     spark_conf: dict[str, str] = field(default_factory=dict)
+    #: storage.yaml ``require_hmac_key``: a run without FOOTFALL_HMAC_KEY fails
+    #: instead of falling back to the development key (set it in production).
+    require_hmac_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,12 +299,16 @@ def load_storage(path: Path, base: str) -> Storage:
     for key, value in (("landing", landing), ("lakehouse", lakehouse)):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: {key}: expected a path or URI")
+    require = raw.get("require_hmac_key", STORAGE_DEFAULTS["require_hmac_key"])
+    if not isinstance(require, bool):
+        raise ConfigError(f"{path}: require_hmac_key: expected true or false, got {require!r}")
     return Storage(
         landing=_resolve(landing, base),
         lakehouse=_resolve(lakehouse, base),
         spark_master=str(spark["master"]),
         spark_app_name=str(spark.get("app_name", "footfall")),
         spark_conf={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
+        require_hmac_key=require,
     )
 
 
@@ -310,9 +325,35 @@ def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
 
 
 def hmac_key(environ: os._Environ | dict | None = None) -> tuple[bytes, bool]:
-    """The HMAC key for client ids and whether it is the development default."""
+    """The HMAC key for client ids and whether it is the development default (also
+    when FOOTFALL_HMAC_KEY holds that very key)."""
     env = os.environ if environ is None else environ
     key = env.get(HMAC_KEY_ENV)
-    if key:
+    if key and key != DEV_HMAC_KEY:
         return key.encode("utf-8"), False
     return DEV_HMAC_KEY.encode("utf-8"), True
+
+
+def client_id_key(cfg: Config, environ: os._Environ | dict | None = None) -> tuple[bytes, bool]:
+    """The HMAC key a run uses for client ids (SPEC §2, privacy) and whether it is the
+    development default: ``FOOTFALL_HMAC_KEY`` when set and not empty, else the
+    development key — unless ``storage.yaml`` says ``require_hmac_key: true``, which
+    makes that a ConfigError."""
+    key, is_dev = hmac_key(environ)
+    if is_dev and cfg.storage.require_hmac_key:
+        raise ConfigError(
+            f"{Path(cfg.conf_dir) / 'storage.yaml'}: require_hmac_key is true, but the "
+            f"environment variable {HMAC_KEY_ENV} is not set (or empty, or the development "
+            f"key): set {HMAC_KEY_ENV} to the deployment's secret key (the run will not "
+            "fall back to the development key)")
+    return key, is_dev
+
+
+def check_hmac_key(cfg: Config, environ: os._Environ | dict | None = None, stream=None) -> bool:
+    """Before a run: raise ConfigError as :func:`client_id_key` does, or print
+    :data:`DEV_KEY_WARNING` on ``stream`` (stderr) when the development key will be
+    used. Returns whether it will be."""
+    _, is_dev = client_id_key(cfg, environ)
+    if is_dev:
+        print(DEV_KEY_WARNING, file=sys.stderr if stream is None else stream, flush=True)
+    return is_dev

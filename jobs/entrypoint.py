@@ -39,7 +39,7 @@ def submit_master() -> str | None:
 
 def with_master(argv: list[str], master: str | None) -> list[str]:
     """``argv`` plus ``--master master`` for the run commands, unless it has one."""
-    if not master or not argv or argv[0] not in ("nightly", "backfill", "show"):
+    if not master or not argv or argv[0] not in ("nightly", "backfill", "maintain", "show"):
         return list(argv)
     if any(a == "--master" or a.startswith("--master=") for a in argv):
         return list(argv)

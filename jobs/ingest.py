@@ -22,12 +22,15 @@ CSV_EXTENSIONS = (".csv",)
 MIN_TS_MS = 1262304000000
 DAY_MS = 86_400_000
 
-_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+# Patterns end with \z, not $: Java's $ also matches before a final line terminator
+# (\u0085, \u2028, \u2029), which let "aabbccddeeff\u2028" pass as a MAC.
+_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\z"
 _ISO_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
-_MAC_PAIRS = r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$"
-_MAC_BARE = r"^[0-9a-f]{12}$"
-_MAC_DOTTED = r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$"
-_NUMERIC_VARIANT = ("TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE")
+_MAC_PAIRS = r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}\z"
+_MAC_BARE = r"^[0-9a-f]{12}\z"
+_MAC_DOTTED = r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}\z"
+_INTEGER_VARIANT = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+_NUMERIC_VARIANT = (*_INTEGER_VARIANT, "FLOAT", "DOUBLE")
 
 
 def file_format(path: str) -> str | None:
@@ -55,14 +58,17 @@ def split_lines(files: DataFrame) -> DataFrame:
     :return: ``(source_file, format, line_no, raw, csv_header)``; blank lines and CSV
         header lines are left out; ``line_no`` counts physical lines from 1.
     """
-    first_line = F.regexp_replace(F.substring_index("value", "\n", 1), r"^\ufeff|\r$", "")
+    first_line = F.regexp_replace(F.substring_index("value", "\n", 1), r"^\ufeff|\r\z", "")
     return (
         files
         .withColumn("format", _format_of(F.col("source_file")))
         .withColumn("csv_header", F.when(F.col("format") == "csv", first_line))
         .select("source_file", "format", "csv_header",
                 F.posexplode(F.split("value", "\n")).alias("pos", "raw"))
-        .withColumn("raw", F.regexp_replace("raw", r"^\ufeff|\r$", ""))
+        # A byte-order mark counts only at the start of the file (line 1).
+        .withColumn("raw", F.regexp_replace(
+            F.when(F.col("pos") == 0, F.regexp_replace("raw", r"^\ufeff", "")).otherwise(F.col("raw")),
+            r"\r\z", ""))
         .where(strip(F.col("raw")) != "")
         .where(~((F.col("format") == "csv") & (F.col("pos") == 0)))
         .select("source_file", "format", (F.col("pos") + 1).cast("long").alias("line_no"),
@@ -72,24 +78,47 @@ def split_lines(files: DataFrame) -> DataFrame:
 
 def strip(c: Column) -> Column:
     """Remove ASCII white space (space, tab, CR, LF, FF, VT) at both ends."""
-    return F.regexp_replace(c, r"^\s+|\s+$", "")
+    return F.regexp_replace(c, r"^\s+|\s+\z", "")
 
 
 def _unquote(c: Column) -> Column:
-    return strip(F.regexp_replace(strip(c), r'^"(.*)"$', "$1"))
+    # (?s): a CR inside the quotes is white space to strip, not the end of the match.
+    return strip(F.regexp_replace(strip(c), r'(?s)^"(.*)"\z', "$1"))
+
+
+def _parse_json_line(raw: Column) -> Column:
+    """The JSON value of a whole line (a VARIANT), or null when the line is not exactly
+    one JSON value.
+
+    ``try_parse_json`` alone reads the first value and ignores the rest (``{…} x``,
+    ``{…}}``). As the only element of an array, anything after the value fails, except
+    a ``]`` that closes the array early; as the value of an object key, that fails too.
+    """
+    arr = F.try_variant_get(F.try_parse_json(F.concat(F.lit("["), raw, F.lit("]"))), "$", "array<variant>")
+    closed = F.when(raw.contains("]"),
+                    F.try_parse_json(F.concat(F.lit('{"a":'), raw, F.lit("}"))).isNotNull())
+    return F.when((F.size(arr) == 1) & F.coalesce(closed, F.lit(True)), F.element_at(arr, 1))
 
 
 def _json_fields(v: Column) -> dict[str, Column]:
-    """Each field of a parsed JSON line (a VARIANT) as a VARIANT; null unless the line
-    is an object and the field a string or a number (null, boolean, object and array
-    count as missing)."""
+    """Each field's text from a parsed JSON line (a VARIANT); null unless the line is an
+    object and the field a string or a number (null, boolean, object and array count as
+    missing).
+
+    A number is taken by its JSON text. VARIANT keeps that text for integers only
+    (``-65.0`` reads back as ``-65``), so a number with a fraction or an exponent, or
+    beyond 64 bits, gets the text of its double value (``-65.0``, ``1.0E30``), which
+    no integer check accepts, as it must not.
+    """
     is_object = F.coalesce(F.schema_of_variant(v).startswith("OBJECT"), F.lit(False))
     out = {}
     for name in FIELDS:
         fv = F.try_variant_get(v, f"$.{name}", "variant")
         kind = F.schema_of_variant(fv)
-        ok = kind.isin(*_NUMERIC_VARIANT, "STRING") | kind.startswith("DECIMAL")
-        out[name] = F.when(is_object & ok, fv)
+        text = (F.when(kind.isin(*_INTEGER_VARIANT, "STRING"), F.try_variant_get(fv, "$", "string"))
+                .when(kind.isin(*_NUMERIC_VARIANT) | kind.startswith("DECIMAL"),
+                      F.try_variant_get(fv, "$", "double").cast("string")))
+        out[name] = F.when(is_object, text)
     return out
 
 
@@ -108,14 +137,14 @@ def parse_fields(lines: DataFrame) -> DataFrame:
     is_json = F.col("format") == "json"
     # Parse each line once into helper columns, then read the fields from them.
     parsed = (lines
-              .withColumn("_v", F.when(is_json, F.expr("try_parse_json(raw)")))
+              .withColumn("_v", F.when(is_json, _parse_json_line(F.col("raw"))))
               .withColumn("_values", F.when(~is_json, F.split("raw", ",")))
               .withColumn("_names", F.when(~is_json, F.transform(F.split("csv_header", ","), _unquote))))
     js = _json_fields(F.col("_v"))
     parsed = parsed.select("*", *[js[n].alias(f"_j_{n}") for n in FIELDS])
     cs = _csv_fields(F.col("_values"), F.col("_names"))
     out = parsed.select("*", *[
-        F.when(is_json, strip(F.try_variant_get(f"_j_{n}", "$", "string"))).otherwise(cs[n]).alias(f"{n}_text")
+        F.when(is_json, strip(F.col(f"_j_{n}"))).otherwise(cs[n]).alias(f"{n}_text")
         for n in FIELDS])
     missing = F.lit(False)
     for name in FIELDS:
@@ -139,7 +168,8 @@ def parse_ts_ms(text: Column) -> Column:
     # The regex gate keeps the exact SPEC form; the pattern then checks the calendar
     # (no 02-30, no second 60) and the offset (at most ±18:00).
     iso = F.when(text.rlike(_ISO), F.try_to_timestamp(text, F.lit(_ISO_PATTERN)))
-    epoch = F.when(text.rlike(r"^[0-9]{1,18}$"), text.try_cast("long"))
+    # Any number of digits (leading zeros allowed); beyond 64 bits try_cast gives null.
+    epoch = F.when(text.rlike(r"^[0-9]+\z"), text.try_cast("long"))
     epoch_ms = F.when(epoch >= 100_000_000_000, epoch).otherwise(epoch * 1000)
     return F.coalesce(F.unix_millis(iso), epoch_ms)
 
@@ -153,7 +183,7 @@ def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:
     """
     spelled, mac = normalise_mac(F.col("mac_text"))
     first_octet = F.conv(F.substring(mac, 1, 2), 16, 10).cast("int")
-    rssi = F.when(F.col("rssi_text").rlike(r"^[+-]?[0-9]{1,9}$"), F.col("rssi_text").try_cast("int"))
+    rssi = F.when(F.col("rssi_text").rlike(r"^[+-]?[0-9]+\z"), F.col("rssi_text").try_cast("int"))
     ts_ms = parse_ts_ms(F.col("ts_text"))
     known = sensors.select(F.col("sensor_id").alias("_known_sensor")).distinct()
     out = (

@@ -52,6 +52,8 @@ class AirflowSettings:
     executor_memory: str | None = "2g"
     spark_conf: dict[str, str] = field(default_factory=dict)
     runs_dir: str = str(PROJECT_ROOT / "data" / "runs")
+    maintenance_cron: str = "0 5 * * 0"
+    maintenance_retain_hours: float = 168
 
     @property
     def cron(self) -> str:
@@ -134,6 +136,11 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
     if not isinstance(extra, dict):
         raise ConfigError(f"{where}: spark.conf must be a mapping")
     runs = str(raw.get("runs", "data/runs"))
+    maint = raw.get("maintenance") or {}
+    cron = str(maint.get("schedule", "0 5 * * 0"))
+    if len(cron.split()) != 5:
+        raise ConfigError(f"{where}: maintenance.schedule: expected a cron expression "
+                          f"(5 fields), got {cron!r}")
     return AirflowSettings(
         conf_dir=str(d),
         schedule_time=at,
@@ -152,6 +159,9 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
         spark_conf={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in extra.items()},
         # Relative to the folder holding conf/, as storage.yaml's paths are.
         runs_dir=runs if "://" in runs or os.path.isabs(runs) else str(d.parent / runs),
+        maintenance_cron=cron,
+        # The job refuses less than 168 h itself; here only the type is checked.
+        maintenance_retain_hours=_number(maint, "retain_hours", 168, float, f"{where}: maintenance", 0),
     )
 
 

@@ -18,8 +18,10 @@ again (SPEC §9):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -30,13 +32,20 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
+from delta.exceptions import DeltaConcurrentModificationException
+
 from jobs import classify, ingest, metrics, sessions
-from jobs.config import Config, hmac_key
+from jobs.config import Config, client_id_key, hmac_key
+from jobs.lock import ConcurrentRunError, exclusive
 from jobs.tables import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES,
-                         PENDING_DATES, QUARANTINE, SCHEMAS, SESSIONS, Lakehouse,
+                         PENDING_DATES, QUARANTINE, SCHEMAS, SENSORS, SESSIONS, Lakehouse,
                          date_ranges_predicate, to_ranges)
 
 DateRanges = dict[int, list[tuple[dt.date, dt.date]]]
+
+#: Quarantine reason of a landing file that cannot be read at all (a corrupt or
+#: truncated gzip): one row, ``line_no`` 0, no raw text.
+CORRUPT_FILE = "corrupt_file"
 
 
 class RunError(RuntimeError):
@@ -110,6 +119,26 @@ def sensors_df(spark: SparkSession, cfg: Config) -> DataFrame:
         "sensor_id string, zone_id long, floor_id long, mall_id long, threshold int")
 
 
+def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.date) -> DataFrame:
+    """Bring ``ops/sensors`` up to date with the config and return it.
+
+    Configured sensors are active (``retired_on`` null) with their place from the
+    config; a sensor that left the config keeps its last place and the date it left,
+    so that recomputing past dates still counts its probes (its history stays), while
+    new records from it are ``unknown_sensor``.
+    """
+    current = {r[0]: (*r, None) for r in cfg.sensor_rows()}
+    before = {r.sensor_id: tuple(r) for r in lake.read(SENSORS).collect()}
+    after = dict(current)
+    for sid, row in before.items():
+        if sid not in current:
+            after[sid] = row if row[-1] is not None else (*row[:-1], today)
+    registry = spark.createDataFrame(sorted(after.values()), SCHEMAS[SENSORS])
+    if after != before:
+        lake.overwrite(SENSORS, registry)
+    return registry
+
+
 def malls_df(spark: SparkSession, cfg: Config) -> DataFrame:
     return spark.createDataFrame([(m.id, m.timezone) for m in cfg.malls],
                                  "mall_id long, timezone string")
@@ -133,13 +162,69 @@ def list_landing(spark: SparkSession, landing: str) -> DataFrame:
                .load(landing).select(F.col("path"), F.col("length").alias("size"),
                                      F.col("modificationTime").alias("modification_time")))
     fmt = F.regexp_replace(F.lower("path"), r"\.gz$", "")
-    return listing.where(fmt.rlike(r"\.(ndjson|jsonl|json|csv)$"))
+    # Spark skips names starting with "." or "_" but keeps "_k=v" (a partition folder's
+    # name): skip those too (decisions.md).
+    return listing.where(fmt.rlike(r"\.(ndjson|jsonl|json|csv)$") & ~F.col("path").rlike(r"/_[^/]*="))
+
+
+#: Hadoop settings for reading landing files: the local file system without checksum
+#: files, whose `.<name>.crc` path Hadoop cannot build for a name with a `:`
+#: (`t:10:00.json` failed as "Relative path in absolute URI"). Other schemes are unaffected.
+LANDING_READ_CONF = {"fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+                     "fs.file.impl.disable.cache": "true"}
 
 
 def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """``(source_file, value)``: each file's whole text, gunzipped by extension."""
-    return (spark.read.text(paths, wholetext=True)
+    """``(source_file, value)``: each file's whole text, gunzipped by extension.
+
+    A file that cannot be read (a corrupt or truncated gzip) yields no row instead of
+    failing the run: :func:`unreadable_files` finds it afterwards.
+    """
+    # The reader takes each path as a glob pattern: escape its metacharacters, or a
+    # file named `a[1].json` is "not found" and fails the run.
+    literal = [re.sub(r"([\\*?\[\]{}])", r"\\\1", p) for p in paths]
+    return (spark.read.option("ignoreCorruptFiles", "true").options(**LANDING_READ_CONF)
+            .text(literal, wholetext=True)
             .select(F.col("_metadata.file_path").alias("source_file"), "value"))
+
+
+def file_uri(spark: SparkSession, path: str) -> str:
+    """A listed path in the form Spark gives ``_metadata.file_path`` (URI-encoded)."""
+    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path).toUri().toString()
+
+
+def unreadable_files(spark: SparkSession, paths: Iterable[str]) -> dict[str, str]:
+    """Which of ``paths`` cannot be read, each with the reader's error (e.g.
+    ``java.io.EOFException: Unexpected end of input stream``).
+
+    Only called for files that gave no line (rare: blank or corrupt files). Each is
+    decompressed once in the driver JVM with the codec Spark's reader uses.
+    """
+    jvm = spark.sparkContext._jvm
+    conf = jvm.org.apache.hadoop.conf.Configuration(spark.sparkContext._jsc.hadoopConfiguration())
+    for key, value in LANDING_READ_CONF.items():
+        conf.set(key, value)
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
+    out = {}
+    for path in paths:
+        p = jvm.org.apache.hadoop.fs.Path(path)
+        stream = None
+        try:
+            stream = p.getFileSystem(conf).open(p)
+            codec = codecs.getCodec(p)
+            if codec is not None:
+                stream = codec.createInputStream(stream)
+            stream.transferTo(jvm.java.io.OutputStream.nullOutputStream())
+        except Exception as exc:  # noqa: BLE001 -- any failure to read is the file's
+            java = getattr(exc, "java_exception", None)
+            out[path] = java.toString() if java is not None else str(exc).splitlines()[0]
+        finally:
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:  # noqa: BLE001 -- closing a broken stream may fail too
+                    pass
+    return out
 
 
 # -- ingest ----------------------------------------------------------------------------
@@ -190,9 +275,12 @@ def ingest_landing(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: S
     if too_late_before is not None:
         parsed = ingest.flag_too_late(parsed, too_late_before)
     parsed = parsed.persist()
-    stats = (parsed.groupBy("reason").agg(F.count(F.lit(1)).alias("n"),
-                                           F.sum(F.col("randomized").cast("int")).alias("rnd"))
+    stats = (parsed.groupBy("source_file", "reason")
+             .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("randomized").cast("int")).alias("rnd"))
              .collect())
+    with_lines = {r.source_file for r in stats}
+    uris = {r.path: file_uri(spark, r.path) for r in new_files}
+    corrupt = unreadable_files(spark, [p for p, u in uris.items() if u not in with_lines])
     for r in stats:
         summary.records_read += r.n
         if r.reason is None:
@@ -204,8 +292,17 @@ def ingest_landing(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: S
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     _write_probes(lake, valid, summary.run_id, touched)
     rejected = (parsed.where(F.col("reason").isNotNull())
-                .withColumn("run_id", F.lit(summary.run_id)))
+                .withColumn("run_id", F.lit(summary.run_id))
+                .select(*SCHEMAS[QUARANTINE].fieldNames()))
+    if corrupt:
+        summary.rejected[CORRUPT_FILE] = summary.rejected.get(CORRUPT_FILE, 0) + len(corrupt)
+        summary.notes.extend(f"{CORRUPT_FILE}: {path}: {error}" for path, error in sorted(corrupt.items()))
+        whole = spark.createDataFrame(
+            [(uris[path], 0, None, None, CORRUPT_FILE, None, None, summary.run_id, None) for path in corrupt],
+            SCHEMAS[QUARANTINE])
+        rejected = rejected.unionByName(whole)
     lake.merge(QUARANTINE, rejected, ["source_file", "line_no"])
+    _clear_repaired(lake, with_lines)
     if touched:
         pending = spark.createDataFrame(touched, SCHEMAS[PENDING_DATES])
         lake.merge(PENDING_DATES, pending, ["mall_id", "date"])
@@ -217,26 +314,50 @@ def ingest_landing(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: S
     return touched
 
 
-def replay_too_late(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
-                    now: dt.datetime, scope: DateRanges) -> list[tuple[int, dt.date]]:
-    """Bring ``too_late`` records whose (mall, date) is in ``scope`` from the quarantine
-    into bronze (SPEC §9: "brought in by an explicit backfill")."""
+def _clear_repaired(lake: Lakehouse, readable: set[str]) -> None:
+    """A file once quarantined whole as corrupt, delivered again and now readable,
+    leaves the quarantine: its records are in bronze or quarantined line by line."""
+    if not lake.exists(QUARANTINE):
+        return
+    held = {r.source_file for r in lake.read(QUARANTINE).where(f"reason = '{CORRUPT_FILE}'")
+            .select("source_file").collect()}
+    repaired = sorted(held & readable)
+    if repaired:
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in repaired)
+        lake.delete(QUARANTINE, f"reason = '{CORRUPT_FILE}' AND source_file IN ({files})")
+
+
+#: Quarantine reasons a backfill tries again: records held back by the nightly
+#: lateness rule, and records of sensors that may have been added to the config since.
+REPLAYED = ("too_late", "unknown_sensor")
+
+
+def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
+                      now: dt.datetime, scope: DateRanges) -> list[tuple[int, dt.date]]:
+    """Bring quarantined ``too_late`` and ``unknown_sensor`` records that are now valid
+    and whose (mall, local date) is in ``scope`` into bronze (SPEC §9: "brought in by an
+    explicit backfill"; a sensor added to objects.yaml gets its earlier records)."""
     if not lake.exists(QUARANTINE):
         return []
-    pred = f"reason = 'too_late' AND ({date_ranges_predicate(scope, 'date')})"
-    held = lake.read(QUARANTINE).where(pred)
+    # too_late rows know their (mall, date); unknown_sensor rows their sensor (rows
+    # quarantined before the column existed have none: they are tried every time).
+    configured = ", ".join("'" + r[0].replace("'", "''") + "'" for r in cfg.sensor_rows()) or "NULL"
+    held = lake.read(QUARANTINE).where(
+        f"(reason = '{REPLAYED[1]}' AND (sensor_id IS NULL OR sensor_id IN ({configured}))) OR "
+        f"(reason = '{REPLAYED[0]}' AND ({date_ranges_predicate(scope, 'date')}))")
     if held.isEmpty():
         return []
     key, _ = hmac_key()
     lines = held.select("source_file", ingest._format_of(F.col("source_file")).alias("format"),
                         "line_no", "raw", "csv_header")
     parsed = _parse(lines, spark, cfg, key, now).persist()
-    valid = parsed.where(F.col("reason").isNull())
+    valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(scope, "date"))
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     summary.replayed_from_quarantine = valid.count()
-    _write_probes(lake, valid, summary.run_id, touched)
-    # Bronze holds them now: only then do they leave the quarantine.
-    lake.delete(QUARANTINE, f"{pred} AND ({date_ranges_predicate(_by_mall(touched), 'date')})")
+    if touched:
+        _write_probes(lake, valid, summary.run_id, touched)
+        # Bronze holds them now: only then do they leave the quarantine.
+        lake.delete_keys(QUARANTINE, valid, ["source_file", "line_no"])
     parsed.unpersist()
     return touched
 
@@ -316,15 +437,19 @@ def _last_metric(lake: Lakehouse, table: str, name: str) -> int:
 
 
 def build_sessions(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
-                   scope: DateRanges) -> None:
-    """Rebuild silver for ``scope`` (per mall, date ranges) from bronze."""
+                   scope: DateRanges, sensors: DataFrame) -> None:
+    """Rebuild silver for ``scope`` (per mall, date ranges) from bronze.
+
+    :param sensors: the sensor registry (:func:`sync_sensors`): configured sensors and
+        the retired ones, whose stored probes still count where they were.
+    """
     pred = date_ranges_predicate(scope, "date")
     probes = lake.read(BRONZE_PROBES).where(pred)
     if cfg.settings.randomized_macs == "exclude":
         summary.randomized_excluded = probes.where("randomized").count()
     built = (probes
              .transform(lambda df: sessions.drop_randomized(df, cfg.settings.randomized_macs))
-             .transform(lambda df: sessions.at_objects(df, sensors_df(spark, cfg)))
+             .transform(lambda df: sessions.at_objects(df, sensors))
              .transform(lambda df: sessions.sessionize(df, cfg.settings.session_gap_minutes)))
     lake.replace(SESSIONS, built, pred)
     summary.sessions_written = _last_metric(lake, SESSIONS, "numOutputRows")
@@ -371,18 +496,20 @@ def build_gold(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
     gold = (metrics.group_datetime(classified, malls_df(spark, cfg)).where(scope.predicate())
             # One sorted file per (mall, interval): the API reads a few row groups of it.
             .repartition("mall_id", "interval")
-            .sortWithinPartitions("object_id", "bounce_threshold", "engagement_threshold", "bucket_start"))
+            # Partition columns first: the writer then keeps this order instead of re-sorting.
+            .sortWithinPartitions("mall_id", "interval", "object_id", "bounce_threshold",
+                                  "engagement_threshold", "bucket_start"))
     lake.replace(GROUP_DATETIME, gold, scope.predicate(), optimize_write=False)
     summary.gold_rows_written = _last_metric(lake, GROUP_DATETIME, "numOutputRows")
     summary.gold_buckets_dates = scope.mall_dates()
 
 
 def _recompute(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
-               scope: DateRanges) -> None:
+               scope: DateRanges, sensors: DataFrame) -> None:
     if not scope:
         return
     with _Stage(summary, "sessions"):
-        build_sessions(spark, lake, cfg, summary, scope)
+        build_sessions(spark, lake, cfg, summary, scope, sensors)
     with _Stage(summary, "gold"):
         dates = dependent_dates(lake, cfg, scope)
         build_gold(spark, lake, cfg, summary, GoldScope.around(dates))
@@ -395,33 +522,58 @@ def _new_summary(command: str) -> Summary:
                    + "-" + uuid.uuid4().hex[:6])
 
 
+@contextlib.contextmanager
+def writing(cfg: Config, command: str):
+    """Hold the lakehouse's run lock (:mod:`jobs.lock`) while a run writes, and turn a
+    Delta conflict with another writer into :class:`ConcurrentRunError`."""
+    with exclusive(cfg.storage.lakehouse, command):
+        try:
+            yield
+        except DeltaConcurrentModificationException as exc:
+            first = str(exc).strip().splitlines()[0][:400]
+            raise ConcurrentRunError(
+                f"another writer changed the lakehouse {cfg.storage.lakehouse} during this run "
+                f"({type(exc).__name__}: {first}). Every table is as one of the two runs left "
+                "it; run this one again") from None
+
+
 def nightly(spark: SparkSession, cfg: Config, date: dt.date,
             now: dt.datetime | None = None) -> Summary:
     """Ingest new files, then recompute every bucket up to local date ``date`` that new
     data touches (SPEC §11). Records dated before ``date - max_lateness_days`` are
-    quarantined as ``too_late``; records after ``date`` wait for their own run."""
+    quarantined as ``too_late``; records after ``date`` wait for their own run.
+
+    :raises LakehouseBusy: another run holds the lakehouse (nothing was done).
+    """
     summary = _new_summary(f"nightly --date {date}")
     lake = Lakehouse(spark, cfg.storage.lakehouse)
     now = now or dt.datetime.now(dt.timezone.utc)
     check_landing(spark, cfg.storage.landing)
-    with _Stage(summary, "ingest"):
-        cutoff = date - dt.timedelta(days=cfg.settings.max_lateness_days)
-        ingest_landing(spark, lake, cfg, summary, now, too_late_before=cutoff)
-    malls = {m.id for m in cfg.malls}
-    pending = [(r.mall_id, r.date) for r in lake.read(PENDING_DATES)
-               .where(F.col("date") <= F.lit(date)).collect() if r.mall_id in malls]
-    scope = _by_mall(pending)
-    _recompute(spark, lake, cfg, summary, scope)
-    with _Stage(summary, "finish"):
-        if scope:
-            lake.delete(PENDING_DATES, date_ranges_predicate(scope, "date"))
+    client_id_key(cfg)  # ConfigError if storage.yaml requires FOOTFALL_HMAC_KEY and it is unset
+    with writing(cfg, summary.command):
+        sensors = sync_sensors(spark, lake, cfg, now.date())
+        with _Stage(summary, "ingest"):
+            cutoff = date - dt.timedelta(days=cfg.settings.max_lateness_days)
+            ingest_landing(spark, lake, cfg, summary, now, too_late_before=cutoff)
+        malls = {m.id for m in cfg.malls}
+        pending = [(r.mall_id, r.date) for r in lake.read(PENDING_DATES)
+                   .where(F.col("date") <= F.lit(date)).collect() if r.mall_id in malls]
+        scope = _by_mall(pending)
+        _recompute(spark, lake, cfg, summary, scope, sensors)
+        with _Stage(summary, "finish"):
+            if scope:
+                lake.delete(PENDING_DATES, date_ranges_predicate(scope, "date"))
     return summary
 
 
 def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
              malls: list[int] | None = None, now: dt.datetime | None = None) -> Summary:
-    """Ingest new files, bring in quarantined ``too_late`` records of the range, then
-    recompute ``start`` … ``end`` (and what depends on it) from the stored probes."""
+    """Ingest new files, bring in the quarantined records of the range that a backfill
+    replays (``too_late``; ``unknown_sensor`` of sensors added since), then recompute
+    ``start`` … ``end`` (and what depends on it) from the stored probes.
+
+    :raises LakehouseBusy: another run holds the lakehouse (nothing was done).
+    """
     if start > end:
         raise RunError(f"--from {start} is after --to {end}")
     known = {m.id for m in cfg.malls}
@@ -434,11 +586,25 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
     lake = Lakehouse(spark, cfg.storage.lakehouse)
     now = now or dt.datetime.now(dt.timezone.utc)
     check_landing(spark, cfg.storage.landing)
+    client_id_key(cfg)  # ConfigError if storage.yaml requires FOOTFALL_HMAC_KEY and it is unset
     scope: DateRanges = {m: [(start, end)] for m in malls}
-    with _Stage(summary, "ingest"):
-        ingest_landing(spark, lake, cfg, summary, now, too_late_before=None)
-        replay_too_late(spark, lake, cfg, summary, now, scope)
-    _recompute(spark, lake, cfg, summary, scope)
-    with _Stage(summary, "finish"):
-        lake.delete(PENDING_DATES, date_ranges_predicate(scope, "date"))
+    with writing(cfg, summary.command):
+        sensors = sync_sensors(spark, lake, cfg, now.date())
+        with _Stage(summary, "ingest"):
+            ingest_landing(spark, lake, cfg, summary, now, too_late_before=None)
+            replay_quarantine(spark, lake, cfg, summary, now, scope)
+        _recompute(spark, lake, cfg, summary, scope, sensors)
+        with _Stage(summary, "finish"):
+            lake.delete(PENDING_DATES, date_ranges_predicate(scope, "date"))
     return summary
+
+
+def maintain(spark: SparkSession, cfg: Config, retain_hours: float) -> str:
+    """The weekly maintenance (:mod:`jobs.maintenance`) under the run lock; its report."""
+    from jobs.maintenance import maintain as maintain_tables
+    lake = Lakehouse(spark, cfg.storage.lakehouse)
+    t0 = time.perf_counter()
+    with writing(cfg, f"maintain --retain-hours {retain_hours:g}"):
+        reports = maintain_tables(spark, lake, retain_hours)
+    lines = [f"footfall maintain — {cfg.storage.lakehouse} ({time.perf_counter() - t0:.1f}s)"]
+    return "\n".join(lines + [r.render() for r in reports])

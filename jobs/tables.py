@@ -9,6 +9,8 @@ Layout under the lakehouse root (SPEC §8)::
     gold/group_datetime     the report table; partitioned by mall_id, interval
     ops/ingested_files      which landing files were read (path, size, mtime)
     ops/pending_dates       (mall, local date) with new probes not yet sessionised
+    ops/sensors             every sensor ever configured, with its objects; removed
+                            ones keep their last place (``retired_on``) for history
 
 Every write either MERGEs from a deduplicated source or replaces exactly the rows a
 run owns (``replaceWhere``), so re-running a run changes nothing.
@@ -30,6 +32,7 @@ CLIENT_DAYS = "silver/client_days"
 GROUP_DATETIME = "gold/group_datetime"
 INGESTED_FILES = "ops/ingested_files"
 PENDING_DATES = "ops/pending_dates"
+SENSORS = "ops/sensors"
 
 COMEBACK_WINDOWS: tuple[tuple[str, str], ...] = (
     # (SPEC name, column suffix)
@@ -64,6 +67,10 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("mall_id", T.LongType(), True),
         T.StructField("date", T.DateType(), True),
         T.StructField("run_id", T.StringType(), False),
+        # Added after the first release (tables from then gain it on the next write,
+        # null in their old rows): lets a backfill find the records of a sensor added
+        # to the config since without parsing the whole quarantine again.
+        T.StructField("sensor_id", T.StringType(), True),
     ]),
     SESSIONS: T.StructType([
         T.StructField("mall_id", T.LongType(), False),
@@ -115,6 +122,14 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("mall_id", T.LongType(), False),
         T.StructField("date", T.DateType(), False),
     ]),
+    SENSORS: T.StructType([
+        T.StructField("sensor_id", T.StringType(), False),
+        T.StructField("zone_id", T.LongType(), False),
+        T.StructField("floor_id", T.LongType(), False),
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("threshold", T.IntegerType(), False),
+        T.StructField("retired_on", T.DateType(), True),
+    ]),
 }
 
 PARTITIONS: dict[str, list[str]] = {
@@ -125,6 +140,7 @@ PARTITIONS: dict[str, list[str]] = {
     GROUP_DATETIME: ["mall_id", "interval"],
     INGESTED_FILES: [],
     PENDING_DATES: [],
+    SENSORS: [],
 }
 
 
@@ -164,6 +180,7 @@ class Lakehouse:
         self.ensure(table)
         (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("overwrite")
          .option("replaceWhere", predicate).option("optimizeWrite", str(optimize_write).lower())
+         .option("mergeSchema", "true")
          .save(self.path(table)))
 
     def merge(self, table: str, source: DataFrame, keys: Sequence[str], *,
@@ -179,11 +196,25 @@ class Lakehouse:
         cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         if prune:
             cond = f"({prune}) AND {cond}"
+        # withSchemaEvolution: a column added to SCHEMAS is added to an older table.
         m = DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(
-            source.select(*SCHEMAS[table].fieldNames()).alias("s"), cond)
+            source.select(*SCHEMAS[table].fieldNames()).alias("s"), cond).withSchemaEvolution()
         if update_when and update_set:
             m = m.whenMatchedUpdate(condition=update_when, set=dict(update_set))
         m.whenNotMatchedInsertAll().execute()
+
+    def delete_keys(self, table: str, keys_df: DataFrame, keys: Sequence[str]) -> None:
+        """Delete the rows whose ``keys`` appear in ``keys_df`` (deduplicated here)."""
+        if self.exists(table):
+            cond = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+            (DeltaTable.forPath(self.spark, self.path(table)).alias("t")
+             .merge(keys_df.select(*keys).distinct().alias("s"), cond)
+             .whenMatchedDelete().execute())
+
+    def overwrite(self, table: str, df: DataFrame) -> None:
+        """Replace the whole (small) table with ``df`` in one commit."""
+        (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("overwrite")
+         .save(self.path(table)))
 
     def delete(self, table: str, predicate: str) -> None:
         """Delete the rows matching ``predicate`` (nothing if the table does not exist)."""

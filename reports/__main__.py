@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
                    "0.0.0.0 for every interface)")
     s.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
+    s.add_argument("--refresh-seconds", type=_seconds, default=2.0, metavar="S",
+                   help="look for a new gold version at most every S seconds (default: 2; 0: on "
+                        "every request)")
     _storage(s)
 
     t = sub.add_parser("token", help="manage API tokens")
@@ -67,6 +70,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def _config(args):
     from jobs.config import load_config
     return load_config(args.conf).with_storage(lakehouse=getattr(args, "lakehouse", None))
@@ -75,7 +88,7 @@ def _config(args):
 def _serve(args) -> int:
     import uvicorn
 
-    from reports.api import ENV_CONF, ENV_LAKEHOUSE
+    from reports.api import ENV_CONF, ENV_LAKEHOUSE, ENV_REFRESH
     from reports.tokens import TOKENS_FILE, load_tokens
 
     cfg = _config(args)  # check config and tokens now, with a clear message
@@ -84,6 +97,7 @@ def _serve(args) -> int:
     os.environ[ENV_CONF] = str(Path(args.conf).resolve())
     if args.lakehouse:
         os.environ[ENV_LAKEHOUSE] = args.lakehouse
+    os.environ[ENV_REFRESH] = str(args.refresh_seconds)
     uvicorn.run("reports.api:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info")
     return 0

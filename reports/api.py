@@ -33,7 +33,7 @@ log = logging.getLogger("uvicorn.error")
 #: The development token of the demo world (README, "Report API"). Never in production.
 DEV_TOKEN = "footfall-dev-token"
 #: Environment variables read by :func:`app_from_env` (``python -m reports serve``).
-ENV_CONF, ENV_LAKEHOUSE = "FOOTFALL_CONF", "FOOTFALL_LAKEHOUSE"
+ENV_CONF, ENV_LAKEHOUSE, ENV_REFRESH = "FOOTFALL_CONF", "FOOTFALL_LAKEHOUSE", "FOOTFALL_REFRESH_SECONDS"
 
 #: Error codes per HTTP status, for the OpenAPI document and the README.
 ERROR_CODES = {
@@ -240,6 +240,8 @@ def create_app(conf_dir: str | os.PathLike = "conf", lakehouse: str | None = Non
 
 
 def app_from_env() -> FastAPI:
-    """The app for ``uvicorn --factory reports.api:app_from_env``: config folder and
-    lakehouse from ``FOOTFALL_CONF`` (default ``conf``) and ``FOOTFALL_LAKEHOUSE``."""
-    return create_app(os.environ.get(ENV_CONF, "conf"), os.environ.get(ENV_LAKEHOUSE) or None)
+    """The app for ``uvicorn --factory reports.api:app_from_env``: config folder,
+    lakehouse and refresh interval from ``FOOTFALL_CONF`` (default ``conf``),
+    ``FOOTFALL_LAKEHOUSE`` and ``FOOTFALL_REFRESH_SECONDS`` (default 2)."""
+    return create_app(os.environ.get(ENV_CONF, "conf"), os.environ.get(ENV_LAKEHOUSE) or None,
+                      refresh_seconds=float(os.environ.get(ENV_REFRESH) or 2.0))

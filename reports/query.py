@@ -6,7 +6,8 @@
 * :class:`Gold` reads gold with delta-rs and polars: the partition columns (``mall_id``,
   ``interval``) and the per-file statistics of ``bucket_date``, ``object_id`` and the
   thresholds choose the files (delta-rs), the same predicate then skips row groups and
-  rows (polars), and only the columns of the answer are decoded.
+  rows (polars), and only the columns of the answer are decoded. One request reads one
+  table version (:class:`GoldSnapshot`), also while a nightly run commits a new one.
 * :func:`report` joins both into a :class:`Report`, which renders the API's JSON
   (:meth:`Report.json_bytes`) or a flat CSV (:meth:`Report.csv_text`).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
+import logging
 import threading
 import time
 import urllib.parse
@@ -27,6 +29,8 @@ import polars as pl
 
 from jobs.config import Config, Obj
 from reports.params import MAX_OBJECT_BUCKETS, ReportError, ReportRequest, bad
+
+log = logging.getLogger(__name__)
 
 #: Gold table location under the lakehouse root (mirrors jobs.tables.GROUP_DATETIME).
 GROUP_DATETIME = "gold/group_datetime"
@@ -171,9 +175,12 @@ _READ = ("object_id", "datetime", "user_type", "count_session", "count_client",
 class Gold:
     """The gold table as the reports read it.
 
-    One delta-rs snapshot is kept and brought up to the latest version at most every
-    ``refresh_seconds`` (the table changes once a night; re-reading its log on every
-    request would cost more than the answer).
+    A request reads one table version for all its malls (:meth:`snapshot`), so that an
+    answer is never part before and part after a nightly run's commit. Whether a newer
+    version exists is checked at most every ``refresh_seconds`` (the table changes once a
+    night; re-reading its log on every request would cost more than the answer). A new
+    version gets a new delta-rs object instead of an in-place update: requests in flight
+    keep reading the old one, whose files a nightly run does not delete.
     """
 
     def __init__(self, lakehouse: str, refresh_seconds: float = 2.0,
@@ -181,33 +188,67 @@ class Gold:
         self.uri = gold_uri(lakehouse)
         self.refresh_seconds = refresh_seconds
         self.storage_options = storage_options
-        self._table = None
+        self._current: GoldSnapshot | None = None
+        self._probe = None  # a DeltaTable updated in place, only to learn the latest version
         self._checked = 0.0
+        self._last_error = ""
         self._lock = threading.Lock()
 
-    def _files(self, predicate: list) -> tuple[list[str], object | None]:
-        """Files that may hold matching rows, and the table itself when polars must read
-        through delta-rs (deletion vectors) instead of the plain files."""
+    def snapshot(self) -> "GoldSnapshot":
+        """The latest version seen (looked for when ``refresh_seconds`` have passed)."""
         from deltalake import DeltaTable
         from deltalake.exceptions import DeltaError, TableNotFoundError
 
         with self._lock:
             now = time.monotonic()
+            if self._current is not None and now - self._checked < self.refresh_seconds:
+                return self._current
             try:
-                if self._table is None:
-                    self._table = DeltaTable(self.uri, storage_options=self.storage_options)
-                    self._checked = now
-                elif now - self._checked >= self.refresh_seconds:
-                    self._table.update_incremental()
-                    self._checked = now
+                if self._probe is None:
+                    probe = DeltaTable(self.uri, storage_options=self.storage_options)
+                else:
+                    probe = self._probe
+                    probe.update_incremental()
             except TableNotFoundError:
-                raise GoldUnavailable(self.uri, "no Delta table there") from None
+                self._probe = None
+                if self._current is None:
+                    raise GoldUnavailable(self.uri, "no Delta table there") from None
+                raise GoldUnavailable(self.uri, "the table is gone") from None
             except (DeltaError, OSError) as exc:
-                raise GoldUnavailable(self.uri, str(exc)) from None
-            features = self._table.protocol().reader_features or []
-            if "deletionVectors" in features:
-                return [], self._table
-            return self._table.file_uris(file_pruning_predicate=predicate), None
+                self._probe = None  # a half-applied update is not trusted: reload next time
+                if self._current is None:
+                    raise GoldUnavailable(self.uri, str(exc)) from None
+                # The version already open is still whole: answer from it, look again later.
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0]  # no Rust backtrace
+                if reason != self._last_error:  # once, not at every look
+                    log.warning("gold refresh failed, still serving version %d: %s",
+                                self._current.version, reason)
+                self._last_error = reason
+                self._checked = now
+                return self._current
+            self._checked, self._last_error = now, ""
+            if self._current is None or probe.version() != self._current.version:
+                # The probe becomes the shared snapshot and is never updated again.
+                self._current, self._probe = GoldSnapshot(probe), None
+            else:
+                self._probe = probe
+            return self._current
+
+    def rows(self, mall_id: int, interval: str, object_ids: Sequence[int], bounce: int,
+             engagement: int, first: dt.date, last: dt.date, comeback_column: str) -> pl.DataFrame:
+        """:meth:`GoldSnapshot.rows` of the latest version."""
+        return self.snapshot().rows(mall_id, interval, object_ids, bounce, engagement, first, last,
+                                    comeback_column)
+
+
+class GoldSnapshot:
+    """Gold at one version; shared by concurrent requests, never changed."""
+
+    def __init__(self, table):
+        self.table = table
+        self.version: int = table.version()
+        # Deletion vectors: polars must read through delta-rs instead of the plain files.
+        self.deletion_vectors = "deletionVectors" in (table.protocol().reader_features or [])
 
     def rows(self, mall_id: int, interval: str, object_ids: Sequence[int], bounce: int,
              engagement: int, first: dt.date, last: dt.date, comeback_column: str) -> pl.DataFrame:
@@ -215,24 +256,24 @@ class Gold:
         ``bucket_date`` in [first, last]: the columns of :data:`_READ` plus the comeback
         window's, renamed ``count_comeback_client``."""
         ids = sorted(set(object_ids))
-        files, table = self._files([
-            ("mall_id", "=", mall_id), ("interval", "=", interval),
-            ("bucket_date", ">=", first), ("bucket_date", "<=", last),
-            ("object_id", "in", ids),
-            ("bounce_threshold", "=", bounce), ("engagement_threshold", "=", engagement)])
         cond = (pl.col("object_id").is_in(ids) & (pl.col("bounce_threshold") == bounce)
                 & (pl.col("engagement_threshold") == engagement)
                 & pl.col("bucket_date").is_between(first, last))
         columns = [*_READ, pl.col(comeback_column).alias("count_comeback_client")]
-        if table is not None:
-            lf = pl.scan_delta(table).filter((pl.col("mall_id") == mall_id)
-                                             & (pl.col("interval") == interval) & cond)
-        elif not files:
+        if self.deletion_vectors:
+            lf = pl.scan_delta(self.table).filter((pl.col("mall_id") == mall_id)
+                                                  & (pl.col("interval") == interval) & cond)
+            return lf.select(columns).collect().cast(_ROW_SCHEMA)
+        files = self.table.file_uris(file_pruning_predicate=[
+            ("mall_id", "=", mall_id), ("interval", "=", interval),
+            ("bucket_date", ">=", first), ("bucket_date", "<=", last),
+            ("object_id", "in", ids),
+            ("bounce_threshold", "=", bounce), ("engagement_threshold", "=", engagement)])
+        if not files:
             return _EMPTY_ROWS
-        else:
-            # The files hold no partition columns (or, written by Spark, copies of them):
-            # the partition is already chosen by the file list.
-            lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").filter(cond)
+        # The files hold no partition columns (or, written by Spark, copies of them):
+        # the partition is already chosen by the file list.
+        lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").filter(cond)
         return lf.select(columns).collect().cast(_ROW_SCHEMA)
 
 
@@ -324,12 +365,15 @@ def report(gold: Gold, cfg: Config, objects: Sequence[Obj], request: ReportReque
                   "range_too_large")
     keys = tuple(str(i) for i in request.objects)
     parts = []
+    snap = None  # one table version for every mall of the answer
     for mall_id, objs in per_mall.items():
         bs = buckets(request.interval, request.start, request.end, timezones[mall_id])
         if not bs:  # e.g. weekday buckets of a Saturday-to-Sunday range: none
             continue
         ids = [o.id for o in objs]
-        rows = gold.rows(mall_id, request.interval, ids, request.bounce, request.engagement,
+        if snap is None:
+            snap = gold.snapshot()
+        rows = snap.rows(mall_id, request.interval, ids, request.bounce, request.engagement,
                          bs[0].date, bs[-1].date, request.comeback_column)
         grid = _grid(request.interval, request.start, request.end, timezones[mall_id])
         order = pl.DataFrame({"object_id": ids, "oi": [request.objects.index(i) for i in ids]},

@@ -21,6 +21,19 @@ TEST_SPARK_CONF = {
     "spark.driver.memory": "2g",
 }
 
+#: storage.yaml for a test that runs the command line (``python -m jobs …``) in a
+#: subprocess: small Spark, as the session fixture's.
+CLI_STORAGE_YAML = """\
+spark:
+  master: local[2]
+  conf:
+    spark.driver.memory: 1g
+    spark.sql.shuffle.partitions: 2
+    spark.default.parallelism: 2
+    spark.ui.enabled: false
+    spark.databricks.delta.snapshotPartitions: 1
+"""
+
 #: A small object tree: mall 1 in Moscow (no DST), mall 2 in Berlin (DST).
 OBJECTS_YAML = """\
 malls:

@@ -126,7 +126,37 @@ class _JsonNumber:
     """A JSON number kept as its JSON text."""
 
     def __init__(self, text):
+        if len(text) > 1000:  # a limit of the pipeline's JSON parser (decisions.md)
+            raise ValueError("JSON number longer than 1000 characters")
         self.text = text
+
+
+def _json_depth(line):
+    """The deepest nesting of [ and { in a JSON text (outside strings)."""
+    depth = top = 0
+    in_string = escaped = False
+    for ch in line:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            top = max(top, depth)
+        elif ch in "]}":
+            depth -= 1
+    return top
+
+
+def _lone_surrogate(value):
+    """A string left holding a surrogate code point: json decoded an unpaired escape."""
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
 
 
 def _reject_constant(name):
@@ -237,12 +267,16 @@ COLUMNS = ("sensor_id", "mac", "ts", "rssi")
 
 
 def _json_fields(line):
+    # Limits of the pipeline's JSON parser (decisions.md): nesting deeper than 999
+    # levels, a number longer than 1000 characters, an unpaired surrogate → malformed.
+    if _json_depth(line) > 999:
+        return None
     try:
         obj = json.loads(line, parse_int=_JsonNumber, parse_float=_JsonNumber,
                          parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or _lone_surrogate(obj):
         return None
     fields = {}
     for col in COLUMNS:

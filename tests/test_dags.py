@@ -22,7 +22,7 @@ def bag():
 
 def test_every_dag_file_imports(bag):
     assert bag.import_errors == {}
-    assert {"footfall_nightly", "footfall_backfill", "footfall_exports"} <= set(bag.dags)
+    assert {"footfall_nightly", "footfall_backfill", "footfall_exports", "footfall_maintenance"} <= set(bag.dags)
 
 
 def test_every_dag_has_tags_an_owner_retries_a_utc_start_and_no_cycle(bag):
@@ -39,7 +39,8 @@ def test_every_dag_has_tags_an_owner_retries_a_utc_start_and_no_cycle(bag):
 
 
 def test_the_spark_tasks_retry_with_back_off_and_time_out(bag):
-    for dag_id, task_id in (("footfall_nightly", "nightly"), ("footfall_backfill", "backfill")):
+    for dag_id, task_id in (("footfall_nightly", "nightly"), ("footfall_backfill", "backfill"),
+                            ("footfall_maintenance", "maintain")):
         t = bag.dags[dag_id].get_task(task_id)
         assert type(t).__name__ == "SparkSubmitOperator"
         assert t.retries >= 1 and t.retry_exponential_backoff and t.execution_timeout
@@ -78,3 +79,23 @@ def test_backfill_params(bag):
     dag = bag.dags["footfall_backfill"]
     assert set(dag.params) == {"from", "to", "malls"}
     assert [t.task_id for t in dag.topological_sort()] == ["validate_params", "backfill"]
+
+
+def test_spark_runs_never_overlap_by_configuration(bag):
+    """Issue 5 (concurrency): every task that writes the lakehouse, in every DAG, takes
+    the one slot of the pool footfall_lakehouse, and no DAG runs twice at once."""
+    writers = [(d.dag_id, t) for d in bag.dags.values() for t in d.tasks
+               if type(t).__name__ == "SparkSubmitOperator"]
+    assert {dag_id for dag_id, _ in writers} == {"footfall_nightly", "footfall_backfill", "footfall_maintenance"}
+    for dag_id, t in writers:
+        assert t.pool == "footfall_lakehouse", (dag_id, t.task_id)
+        assert bag.dags[dag_id].max_active_runs == 1, dag_id
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pools set footfall_lakehouse 1 " in makefile
+
+
+def test_maintenance_runs_weekly_with_a_safe_retention(bag):
+    dag = bag.dags["footfall_maintenance"]
+    assert repr(dag.timetable).startswith("CronTriggerTimetable(expression='0 5 * * 0', timezone='Europe/Moscow'")
+    args = dag.get_task("maintain").application_args
+    assert args[:3] == ["maintain", "--retain-hours", "168"]

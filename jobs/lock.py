@@ -1,0 +1,83 @@
+"""One writer at a time per lakehouse: the run lock.
+
+Every run that writes (nightly, backfill, maintain) holds ``<lakehouse>/_footfall.lock``
+for its whole life. A second run started meanwhile stops at once, before any read or
+write, with a message naming the holder; it is safe to start it again later.
+
+The lock is an ``flock`` on a local file, so the kernel releases it when its holder
+dies, however it dies (``kill -9`` included): a crashed run never leaves a stale lock.
+On an object store (``s3a://``, ``abfss://`` …) there is no such primitive; there,
+Delta's optimistic concurrency makes the later of two conflicting commits fail (see
+:class:`ConcurrentRunError`) and the Airflow pool ``footfall_lakehouse`` keeps
+scheduled runs apart (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+LOCK_FILE = "_footfall.lock"
+
+
+class LakehouseBusy(RuntimeError):
+    """Another run holds the lakehouse's lock; nothing was read or written."""
+
+
+class ConcurrentRunError(RuntimeError):
+    """Delta refused a commit because another writer changed the table meanwhile; the
+    tables hold either the state before this run's step or the other run's."""
+
+
+def local_folder(root: str) -> Path | None:
+    """The local folder of a lakehouse root (a path or ``file:`` URI), else None."""
+    parsed = urlparse(root)
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path if parsed.scheme else root)
+    if len(parsed.scheme) == 1:  # a Windows drive letter, not a scheme
+        return Path(root)
+    return None
+
+
+@contextlib.contextmanager
+def exclusive(root: str, command: str) -> Iterator[None]:
+    """Hold the run lock of the lakehouse at ``root`` while the block runs.
+
+    :param command: what the run is (``nightly --date …``), shown to a run that waits.
+    :raises LakehouseBusy: another run holds it.
+    """
+    folder = local_folder(root)
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LakehouseBusy(f"lakehouse {root} is busy: {_holder(path)} holds {path}. "
+                                "Nothing was done; run again when it has finished") from None
+        holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                  "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _holder(path: Path) -> str:
+    try:
+        h = json.loads(path.read_text() or "{}")
+        return f"run `{h['command']}` (pid {h['pid']} on {h['host']}, since {h['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another run"

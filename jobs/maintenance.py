@@ -1,0 +1,127 @@
+"""Weekly Delta maintenance: compact small files, then vacuum what no reader needs.
+
+Nightly runs replace a few days, weeks and months of each table at a time, so every
+partition collects one small file per run. Per table:
+
+- ``gold/group_datetime`` — each (mall, interval) partition with more than one file is
+  rewritten as one file sorted by object, thresholds and bucket: the layout the
+  report API reads fastest (docs/performance.md). A Z-order would interleave object and
+  time and lose that order, so gold is compacted by this sorted rewrite instead, marked
+  ``dataChange=false`` as Delta's own compaction is.
+- ``silver/sessions`` — ``OPTIMIZE … ZORDER BY (object_id)``: BI tools filter sessions
+  by object.
+- every other table — ``OPTIMIZE`` (bin-packing compaction).
+
+Then ``VACUUM`` with ``retain_hours`` (default 168 h = Delta's 7 days): files that no
+table version of the last week references are removed, so a reader (the API, a BI
+tool) that opened a snapshot up to a week ago never finds its files gone. Delta's own
+retention check stays on: a shorter retention is refused with a message.
+
+Reads give the same rows before and after (tests/test_maintenance.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs.tables import GROUP_DATETIME, PARTITIONS, SCHEMAS, SESSIONS, Lakehouse
+
+#: Delta's default ``delta.deletedFileRetentionDuration``: the shortest safe retention.
+SAFE_RETAIN_HOURS = 168
+ZORDER = {SESSIONS: ["object_id"]}
+GOLD_SORT = ["object_id", "bounce_threshold", "engagement_threshold", "bucket_start"]
+
+
+class MaintenanceError(ValueError):
+    """A maintenance setting is unsafe or wrong; nothing was changed."""
+
+
+@dataclass
+class TableReport:
+    """What maintenance did to one table."""
+
+    table: str
+    files_before: int
+    files_after_optimize: int
+    files_vacuumed: int
+    seconds: float
+
+    def render(self) -> str:
+        return (f"  {self.table:<22} files {self.files_before} → {self.files_after_optimize}, "
+                f"{self.files_vacuumed} removed by VACUUM ({self.seconds:.1f}s)")
+
+
+def _active_files(spark: SparkSession, path: str) -> int:
+    return int(DeltaTable.forPath(spark, path).detail().collect()[0].numFiles)
+
+
+def compact_gold(lake: Lakehouse) -> None:
+    """Rewrite the gold partitions that hold more than one file as one sorted file each,
+    in one commit."""
+    parts = (lake.read(GROUP_DATETIME).select("mall_id", "interval", F.input_file_name().alias("f"))
+             .distinct().groupBy("mall_id", "interval").count().where("count > 1").collect())
+    if not parts:
+        return
+    where = " OR ".join(f"(mall_id = {int(r.mall_id)} AND interval = '{r.interval}')"
+                        for r in sorted(parts, key=lambda r: (r.mall_id, r.interval)))
+    (lake.read(GROUP_DATETIME).where(where)
+     # Partition columns first: the writer then keeps this order instead of re-sorting.
+     .repartition("mall_id", "interval").sortWithinPartitions("mall_id", "interval", *GOLD_SORT)
+     .select(*SCHEMAS[GROUP_DATETIME].fieldNames())
+     .write.format("delta").mode("overwrite").option("replaceWhere", where)
+     .option("dataChange", "false").option("optimizeWrite", "false").save(lake.path(GROUP_DATETIME)))
+
+
+def maintain(spark: SparkSession, lake: Lakehouse, retain_hours: float = SAFE_RETAIN_HOURS,
+             enforce_retention: bool = True, tables: Sequence[str] | None = None) -> list[TableReport]:
+    """Compact every table of the lakehouse (or only ``tables``), then vacuum it.
+
+    :param retain_hours: VACUUM keeps files that a version of the last ``retain_hours``
+        references; below :data:`SAFE_RETAIN_HOURS` it is refused unless
+        ``enforce_retention`` is False (tests, and only when no reader is running).
+    :raises MaintenanceError: an unsafe retention.
+    """
+    if retain_hours < SAFE_RETAIN_HOURS and enforce_retention:
+        raise MaintenanceError(
+            f"--retain-hours {retain_hours:g} is below {SAFE_RETAIN_HOURS} (7 days): a reader "
+            "holding an older snapshot (the API, a BI tool, a running job) could lose its files")
+    reports = []
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    previous = spark.conf.get(check, "true")
+    spark.conf.set(check, "true" if enforce_retention else "false")
+    # VACUUM writes its START/END (with the count of deleted files) to the history.
+    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")
+    try:
+        for table in tables or PARTITIONS:
+            if not lake.exists(table):
+                continue
+            t0 = time.perf_counter()
+            path = lake.path(table)
+            before = _active_files(spark, path)
+            if table == GROUP_DATETIME:
+                compact_gold(lake)
+            elif table in ZORDER:
+                DeltaTable.forPath(spark, path).optimize().executeZOrderBy(*ZORDER[table])
+            else:
+                DeltaTable.forPath(spark, path).optimize().executeCompaction()
+            after = _active_files(spark, path)
+            DeltaTable.forPath(spark, path).vacuum(retain_hours)
+            reports.append(TableReport(table, before, after, _vacuumed_files(spark, path),
+                                       time.perf_counter() - t0))
+    finally:
+        spark.conf.set(check, previous)
+    return reports
+
+
+def _vacuumed_files(spark: SparkSession, path: str) -> int:
+    """Files the last VACUUM removed, from the table's history."""
+    for row in DeltaTable.forPath(spark, path).history(5).collect():
+        if row.operation == "VACUUM END":
+            return int((row.operationMetrics or {}).get("numDeletedFiles", 0))
+    return 0
