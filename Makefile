@@ -14,11 +14,12 @@ export PYTHONPATH := $(CURDIR)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: setup run test bench generate demo-data lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: setup run test test-heavy bench generate demo-data lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
 	@echo "make run    set up, generate the demo world, run the pipeline, show the result"
-	@echo "make test   set up, run the test suite"
+	@echo "make test   set up, run the test suite (without the heavy tests)"
+	@echo "make test-heavy  crash and rerun, two runs at once, the API under load (CI runs both)"
 	@echo "make bench  measure backfill throughput at 1, 2 and 4 million probes"
 	@echo "make serve  serve the report API on http://127.0.0.1:8000 (SERVE_ARGS='--port 9000 …')"
 	@echo "make bench-api  report API latency on a year of gold, against Spark SQL"
@@ -57,8 +58,14 @@ run: setup
 generate: setup
 	$(PY) -m jobs generate --conf conf --landing data/landing --clean
 
+## test: the suite without the `heavy` tests (about 20 minutes on 2 cores);
+## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load (about 10
+## minutes); CI (.ci/run) runs both.
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not heavy" tests
+
+test-heavy: setup
+	$(PY) -m pytest -q -m heavy tests
 
 bench: setup
 	$(PY) -m jobs.bench

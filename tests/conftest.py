@@ -75,6 +75,12 @@ malls:
 """
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "heavy: runs the command line in subprocesses for minutes (crash, two runs at "
+        "once, the API under load): `make test-heavy`, not `make test`; CI runs both")
+
+
 @pytest.fixture(scope="session")
 def spark():
     session = build_spark("local[2]", "footfall-tests", TEST_SPARK_CONF)

@@ -70,6 +70,7 @@ def test_a_broken_newer_commit_keeps_the_open_version(tmp_path, caplog):
     assert len(warnings) == 1 and "\n" not in warnings[0]
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(900)
 def test_answers_under_load_during_a_nightly_run_are_whole_and_of_one_version(tmp_path):
     """20 clients while `python -m jobs nightly` replaces gold buckets; the API looks for a

@@ -63,6 +63,7 @@ def raced(world):
     return lake, results
 
 
+@pytest.mark.heavy
 def test_one_runs_and_the_other_stops_cleanly_naming_the_holder(raced):
     _, results = raced
     codes = sorted(r["code"] for r in results)
@@ -76,6 +77,7 @@ def test_one_runs_and_the_other_stops_cleanly_naming_the_holder(raced):
     assert "Traceback" not in loser["stderr"]
 
 
+@pytest.mark.heavy
 def test_the_stopped_run_completes_when_run_again_and_gold_is_right(spark, world, raced):
     lake, results = raced
     loser = next(r for r in results if r["code"] == 3)

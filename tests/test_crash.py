@@ -32,6 +32,7 @@ from jobs.generate.world import make_objects, write_objects_yaml
 from jobs.tables import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES, PENDING_DATES,
                          QUARANTINE, SENSORS, SESSIONS, Lakehouse)
 
+pytestmark = pytest.mark.heavy
 ROOT = Path(__file__).resolve().parent.parent
 START = dt.date(2016, 3, 26)
 DAYS = 4
