@@ -14,13 +14,14 @@ export PYTHONPATH := $(CURDIR)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: setup run test test-heavy bench generate demo-data lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: setup run test test-heavy bench bench-scale bench-cluster generate demo-data lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
 	@echo "make run    set up, generate the demo world, run the pipeline, show the result"
 	@echo "make test   set up, run the test suite (without the heavy tests)"
 	@echo "make test-heavy  crash and rerun, two runs at once, the API under load (CI runs both)"
 	@echo "make bench  measure backfill throughput at 1, 2 and 4 million probes"
+	@echo "make bench-scale / bench-cluster  the same at 16 and 32 million, local Spark / standalone cluster"
 	@echo "make serve  serve the report API on http://127.0.0.1:8000 (SERVE_ARGS='--port 9000 …')"
 	@echo "make bench-api  report API latency on a year of gold, against Spark SQL"
 	@echo "make load-api  50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS='--clients 20 …')"
@@ -69,6 +70,19 @@ test-heavy: setup
 
 bench: setup
 	$(PY) -m jobs.bench
+
+## bench-scale: backfill throughput and peak memory per stage at 16 and 32 million probes
+## (SCALE_SIZES), local Spark: about 45 minutes alone on 2 cores, bench-out/scale/.
+## bench-cluster: the same on the standalone cluster of `make cluster` (started if needed,
+## stopped after), bench-out/scale-cluster/. Worlds are generated once into .cache/bench/.
+SCALE_SIZES ?= 16000000,32000000
+bench-scale: setup
+	$(PY) -m jobs.bench --sizes $(SCALE_SIZES) --no-combos --out bench-out/scale
+
+bench-cluster: setup
+	bin/spark-cluster.sh start
+	$(PY) -m jobs.bench --sizes $(SCALE_SIZES) --no-combos --master spark://127.0.0.1:7077 \
+	  --out bench-out/scale-cluster; rc=$$?; bin/spark-cluster.sh stop; exit $$rc
 
 ## serve: the report API (GET /reports/group_datetime, /docs) on the demo lakehouse.
 serve: setup

@@ -75,8 +75,6 @@ def footfall_backfill():
     SparkSubmitOperator(
         task_id="backfill",
         application_args=validate_params(),
-        max_active_tis_per_dag=1,
-        **({"pool": SETTINGS.pool} if SETTINGS.pool else {}),
         **submit_kwargs(SETTINGS, "footfall-backfill"),
     )
 

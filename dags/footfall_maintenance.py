@@ -48,8 +48,6 @@ def footfall_maintenance():
         task_id="maintain",
         application_args=["maintain", "--retain-hours", f"{SETTINGS.maintenance_retain_hours:g}",
                           "--conf", SETTINGS.conf_dir],
-        max_active_tis_per_dag=1,
-        **({"pool": SETTINGS.pool} if SETTINGS.pool else {}),
         **submit_kwargs(SETTINGS, "footfall-maintenance"),
     )
 

@@ -63,8 +63,6 @@ def footfall_nightly():
         task_id="nightly",
         application_args=["nightly", "--date", RUN_DATE, "--conf", SETTINGS.conf_dir,
                           "--summary-json", SUMMARY],
-        max_active_tis_per_dag=1,
-        **({"pool": SETTINGS.pool} if SETTINGS.pool else {}),
         **submit_kwargs(SETTINGS, "footfall-nightly"),
     )
 

@@ -51,8 +51,19 @@ def _world(size: int, cache: Path) -> tuple[Path, Path, int]:
     return folder / "conf", folder / "landing", records
 
 
+def _process_name(p: psutil.Process) -> str:
+    """'java: …Executor…' / 'python: -m jobs' — enough to tell the driver, executors and
+    Python workers apart."""
+    cmd = p.cmdline()
+    main = next((c for c in cmd if c.startswith("org.apache.spark.")), None)
+    if main is None and "-m" in cmd:
+        main = "-m " + cmd[cmd.index("-m") + 1] if cmd.index("-m") + 1 < len(cmd) else "-m"
+    return f"{p.name()}: {main or ' '.join(cmd[1:2])}"
+
+
 class _Sampler(threading.Thread):
-    """Samples the RSS of a process and all its children."""
+    """Samples the RSS of a process and all its children; ``samples`` holds (time, total
+    bytes, the three largest processes as (name, pid, bytes)), so a peak can be explained."""
 
     def __init__(self, pid: int, period: float = 0.5):
         super().__init__(daemon=True)
@@ -67,13 +78,18 @@ class _Sampler(threading.Thread):
                 # On a cluster the executors are the workers' children, not ours.
                 procs += [p for p in psutil.process_iter(["cmdline"])
                           if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])]
-                rss = 0
+                sizes = []
                 for p in procs:
                     try:
-                        rss += p.memory_info().rss
-                    except psutil.Error:
+                        # A fork not yet exec'd (the JVM starting a shell command, a
+                        # pyspark.daemon worker) shares its parent's pages: count them once.
+                        if p.pid != self.pid and p.cmdline() == p.parent().cmdline():
+                            continue
+                        sizes.append((_process_name(p), p.pid, p.memory_info().rss))
+                    except (psutil.Error, AttributeError):
                         pass
-                self.samples.append((time.time(), rss))
+                top = sorted(sizes, key=lambda s: -s[2])[:3]
+                self.samples.append((time.time(), sum(s[2] for s in sizes), top))
             except psutil.Error:
                 pass
             self.stop.wait(self.period)
@@ -100,10 +116,13 @@ def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | No
     summary = json.loads(summary_file.read_text())
     stages = {}
     for name, (a, b) in summary["stage_spans"].items():
-        peak = max((rss for t, rss in sampler.samples if a <= t <= b), default=0)
-        stages[name] = {"seconds": b - a, "peak_rss_mb": peak / 2**20}
+        peak = max((s for s in sampler.samples if a <= s[0] <= b), key=lambda s: s[1], default=None)
+        stages[name] = {"seconds": b - a, "peak_rss_mb": peak[1] / 2**20 if peak else 0,
+                        "peak_processes": [{"process": n, "pid": pid, "rss_mb": round(r / 2**20)}
+                                           for n, pid, r in peak[2]] if peak else []}
     return {"wall_seconds": time.time() - t0, "summary": summary, "stages": stages,
-            "peak_rss_mb": max((r for _, r in sampler.samples), default=0) / 2**20}
+            "peak_rss_mb": max((s[1] for s in sampler.samples), default=0) / 2**20,
+            "rss_timeline_mb": [(round(t - t0, 1), round(r / 2**20)) for t, r, _ in sampler.samples[::10]]}
 
 
 def _cluster_conf(conf: Path, executor_memory: str) -> Path:
@@ -206,14 +225,16 @@ def _row(r: dict) -> str:
 def _table(results: dict) -> str:
     m = results["machine"]
     lines = [f"Machine: {m['cpus']} cores, {m['memory_gb']} GiB, Python {m['python']}", "",
-             "| records | stage | seconds | records/s | peak RSS (MB) |", "|---:|---|---:|---:|---:|"]
+             "| records | stage | seconds | records/s | peak RSS (MB) | largest processes at the peak (MB) |",
+             "|---:|---|---:|---:|---:|---|"]
     for r in results["runs"]:
         n = r["records"]
         for name, st in r["stages"].items():
+            top = ", ".join(f"{p['process']} {p['rss_mb']:,}" for p in st.get("peak_processes", []))
             lines.append(f"| {n:,} | {name} | {st['seconds']:.1f} | {n / st['seconds']:,.0f} | "
-                         f"{st['peak_rss_mb']:,.0f} |")
+                         f"{st['peak_rss_mb']:,.0f} | {top} |")
         lines.append(f"| {n:,} | **whole run** (incl. JVM start) | {r['wall_seconds']:.1f} | "
-                     f"{n / r['wall_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} |")
+                     f"{n / r['wall_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} | |")
     if any("combos" in r for r in results["runs"]):
         lines += ["", "| records | gold, all 28 × 7 (s) | gold, one (b, e) pair (s) | extra for 28 × 7 | share of whole run |",
                   "|---:|---:|---:|---:|---:|"]

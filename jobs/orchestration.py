@@ -167,7 +167,8 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
 
 def submit_kwargs(settings: AirflowSettings, name: str) -> dict[str, Any]:
     """SparkSubmitOperator arguments shared by every Footfall Spark task (no master:
-    that is the connection's)."""
+    that is the connection's). Every such task runs in the lakehouse pool (one slot) and
+    one at a time per DAG, so no two Spark runs ever write the lakehouse together."""
     conf = {
         # The driver JVM is started by spark-submit: give it the jobs' quiet logging.
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
@@ -184,6 +185,8 @@ def submit_kwargs(settings: AirflowSettings, name: str) -> dict[str, Any]:
         executor_memory=settings.executor_memory,
         # The driver (local or client mode) runs this project's Python.
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+        max_active_tis_per_dag=1,
+        **({"pool": settings.pool} if settings.pool else {}),
     )
 
 

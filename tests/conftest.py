@@ -88,6 +88,25 @@ def spark():
     session.stop()
 
 
+def generated_world(root: Path, *, start, days: int, devices: int, seed: int,
+                    storage: str | None = None, **generate_options) -> Path:
+    """A small generated world under ``root``: ``conf/`` (the generator's object tree, an
+    empty pipeline.yaml, and ``storage`` as storage.yaml when given) and ``landing/``.
+    :return: ``root``."""
+    from jobs.generate import generate
+    from jobs.generate.world import make_objects, write_objects_yaml
+
+    conf = root / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    write_objects_yaml(conf / "objects.yaml", make_objects())
+    (conf / "pipeline.yaml").write_text("")
+    if storage is not None:
+        (conf / "storage.yaml").write_text(storage)
+    generate(conf, root / "landing", start=start, days=days, devices=devices, seed=seed,
+             **generate_options)
+    return root
+
+
 def write_conf(folder: Path, objects: str = OBJECTS_YAML, pipeline: str = "") -> Path:
     """A config folder with the given objects.yaml and pipeline.yaml texts."""
     folder.mkdir(parents=True, exist_ok=True)

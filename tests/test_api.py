@@ -408,15 +408,11 @@ START, DAYS = dt.date(2016, 3, 26), 3  # Saturday, Sunday (Berlin's DST start), 
 def pipeline_world(spark, tmp_path_factory):
     """A tiny generated world run once through the real pipeline (Spark)."""
     from jobs import run
-    from jobs.generate import generate
-    from jobs.generate.world import make_objects, write_objects_yaml
+    from tests.conftest import generated_world
 
-    root = tmp_path_factory.mktemp("pipeline-world")
+    root = generated_world(tmp_path_factory.mktemp("pipeline-world"), start=START, days=DAYS,
+                           devices=12, seed=3)
     conf = root / "conf"
-    conf.mkdir()
-    write_objects_yaml(conf / "objects.yaml", make_objects())
-    (conf / "pipeline.yaml").write_text("")
-    generate(conf, root / "landing", start=START, days=DAYS, devices=12, seed=3)
     cfg = load_config(conf).with_storage(str(root / "landing"), str(root / "lake"))
     run.backfill(spark, cfg, START, START + dt.timedelta(days=DAYS - 1),
                  now=dt.datetime(2016, 4, 20, tzinfo=dt.timezone.utc))

@@ -18,11 +18,9 @@ import pytest
 
 from jobs import run
 from jobs.config import load_config
-from jobs.generate import generate
-from jobs.generate.world import make_objects, write_objects_yaml
 from jobs.lock import LOCK_FILE, LakehouseBusy, exclusive
 from jobs.tables import GROUP_DATETIME, Lakehouse
-from tests.conftest import CLI_STORAGE_YAML
+from tests.conftest import CLI_STORAGE_YAML, generated_world
 
 ROOT = Path(__file__).resolve().parent.parent
 START = dt.date(2016, 3, 26)
@@ -31,13 +29,8 @@ RANGES = [(START, START + dt.timedelta(days=2)), (START + dt.timedelta(days=1), 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("concurrency")
-    conf = root / "conf"
-    conf.mkdir()
-    write_objects_yaml(conf / "objects.yaml", make_objects())
-    (conf / "storage.yaml").write_text(CLI_STORAGE_YAML)
-    generate(conf, root / "landing", start=START, days=4, devices=10, seed=5)
-    return root
+    return generated_world(tmp_path_factory.mktemp("concurrency"), start=START, days=4, devices=10,
+                           seed=5, storage=CLI_STORAGE_YAML)
 
 
 def _backfill(world: Path, lake: Path, start: dt.date, end: dt.date) -> subprocess.Popen:

@@ -25,12 +25,10 @@ import pytest
 from deltalake import DeltaTable as RsDeltaTable
 
 from jobs import run
-from tests.conftest import CLI_STORAGE_YAML
 from jobs.config import load_config
-from jobs.generate import generate
-from jobs.generate.world import make_objects, write_objects_yaml
 from jobs.tables import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES, PENDING_DATES,
                          QUARANTINE, SENSORS, SESSIONS, Lakehouse)
+from tests.conftest import CLI_STORAGE_YAML, generated_world
 
 pytestmark = pytest.mark.heavy
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,14 +43,8 @@ TABLES = (BRONZE_PROBES, QUARANTINE, SESSIONS, CLIENT_DAYS, GROUP_DATETIME, INGE
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("crash")
-    conf = root / "conf"
-    conf.mkdir()
-    write_objects_yaml(conf / "objects.yaml", make_objects())
-    (conf / "pipeline.yaml").write_text("")
-    (conf / "storage.yaml").write_text(CLI_STORAGE_YAML)
-    generate(conf, root / "landing", start=START, days=DAYS, devices=12, seed=11)
-    return root
+    return generated_world(tmp_path_factory.mktemp("crash"), start=START, days=DAYS, devices=12,
+                           seed=11, storage=CLI_STORAGE_YAML)
 
 
 def _command(world: Path, lake: Path) -> list[str]:

@@ -14,10 +14,9 @@ from deltalake import DeltaTable as RsDeltaTable
 
 from jobs import run
 from jobs.config import load_config
-from jobs.generate import generate
-from jobs.generate.world import make_objects, write_objects_yaml
 from jobs.maintenance import GOLD_SORT, MaintenanceError, maintain
 from jobs.tables import GROUP_DATETIME, PARTITIONS, SESSIONS, Lakehouse
+from tests.conftest import generated_world
 
 START = dt.date(2016, 2, 27)
 DAYS = 4
@@ -41,11 +40,9 @@ def _parquet_on_disk(folder: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory):
     """A lakehouse after a backfill and two partial re-runs: several files per partition."""
-    root = tmp_path_factory.mktemp("maintenance")
+    root = generated_world(tmp_path_factory.mktemp("maintenance"), start=START, days=DAYS,
+                           devices=8, seed=3)
     conf = root / "conf"
-    conf.mkdir()
-    write_objects_yaml(conf / "objects.yaml", make_objects())
-    generate(conf, root / "landing", start=START, days=DAYS, devices=8, seed=3)
     lake = root / "lake"
     cfg = load_config(conf).with_storage(str(root / "landing"), str(lake))
     run.backfill(spark, cfg, START, START + dt.timedelta(days=DAYS - 1), now=NOW)

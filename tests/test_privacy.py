@@ -34,10 +34,8 @@ import pytest
 from jobs import run
 from jobs.config import (DEV_HMAC_KEY, HMAC_KEY_ENV, ConfigError, check_hmac_key, client_id_key,
                          load_config)
-from jobs.generate import generate
-from jobs.generate.world import make_objects, write_objects_yaml
 from jobs.tables import BRONZE_PROBES, QUARANTINE, SESSIONS, Lakehouse
-from tests.conftest import CLI_STORAGE_YAML
+from tests.conftest import CLI_STORAGE_YAML, generated_world
 
 ROOT = Path(__file__).resolve().parent.parent
 START = dt.date(2016, 3, 7)
@@ -285,15 +283,9 @@ def scan(root: Path, macs: set[str], skip: tuple[str, ...] = ("bronze/quarantine
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("privacy")
-    conf = root / "conf"
-    conf.mkdir()
-    write_objects_yaml(conf / "objects.yaml", make_objects())
-    (conf / "pipeline.yaml").write_text("")
-    (conf / "storage.yaml").write_text(STORAGE_YAML)
     # bad_share 5 %: the quarantine holds a good number of MAC-bearing records.
-    generate(conf, root / "landing", start=START, days=DAYS, devices=8, seed=11, bad_share=0.05)
-    return root
+    return generated_world(tmp_path_factory.mktemp("privacy"), start=START, days=DAYS, devices=8,
+                           seed=11, storage=STORAGE_YAML, bad_share=0.05)
 
 
 @pytest.fixture(scope="module")
