@@ -3,6 +3,7 @@ partitions, UI off, session time zone UTC), and small config folders."""
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -86,6 +87,9 @@ def spark():
     session = build_spark("local[2]", "footfall-tests", TEST_SPARK_CONF)
     yield session
     session.stop()
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit,
+    # after pytest has closed the stream its handler writes to: keep that line unsaid.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def generated_world(root: Path, *, start, days: int, devices: int, seed: int,
