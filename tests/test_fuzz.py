@@ -64,7 +64,8 @@ from jobs import run
 from jobs.config import hmac_key, load_config
 from jobs.tables import BRONZE_PROBES, GROUP_DATETIME, QUARANTINE, Lakehouse
 from tests.conftest import write_conf
-from tests.reference import _json_depth, _lone_surrogate  # parser limits of the test-side SPEC model
+# The JSON line model (with the parser limits of decisions.md) is the test-side SPEC model's.
+from tests.reference import _json_fields as json_fields
 
 NOW = dt.datetime(2016, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 EXAMPLES = int(os.environ.get("FOOTFALL_FUZZ_EXAMPLES", "10"))
@@ -81,51 +82,11 @@ WS = " \t\n\r\x0b\x0c"  # ASCII white space (decisions.md)
 NOW_MS = int(NOW.timestamp()) * 1000
 MIN_TS_MS = 1262304000000  # 2010-01-01T00:00:00Z
 DAY_MS = 86_400_000
-#: Limits of the JSON parser (decisions.md): deeper nesting or a longer number is
-#: malformed. The generators stay far from both, so the exact limits do not matter here.
-JSON_MAX_DEPTH = 999
-JSON_MAX_NUMBER = 1000
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}|[0-9A-Fa-f]{12}"
                   r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}")
 _ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
                   r"(?:\.([0-9]{1,9}))?(Z|([+-])([0-9]{2}):([0-9]{2}))")
-
-
-class _Number(str):
-    """A JSON number, kept as its JSON text."""
-
-
-def _number(text: str) -> _Number:
-    if len(text) > JSON_MAX_NUMBER:
-        raise ValueError("number too long")
-    return _Number(text)
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-def json_fields(line: str) -> dict | None:
-    """The four field texts of a JSON line, or None (malformed)."""
-    if _json_depth(line) > JSON_MAX_DEPTH:
-        return None
-    try:
-        obj = json.loads(line, parse_int=_number, parse_float=_number, parse_constant=_no_constant)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict) or _lone_surrogate(obj):
-        return None
-    out = {}
-    for name in FIELDS:
-        value = obj.get(name)
-        if isinstance(value, _Number):
-            out[name] = str(value)
-        elif isinstance(value, str):
-            out[name] = value.strip(WS)
-        else:  # missing, null, true/false, object, array
-            return None
-    return out
 
 
 def csv_split(line: str) -> list[str]:
