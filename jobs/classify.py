@@ -6,18 +6,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from jobs.tables import COMEBACK_WINDOWS
-
-#: SPEC §5 windows as (days, months): "2 week" is 14 days, the others calendar months.
-WINDOW_SPANS: dict[str, tuple[int, int]] = {
-    "2 week": (14, 0),
-    "1 month": (0, 1),
-    "2 month": (0, 2),
-    "3 month": (0, 3),
-    "6 month": (0, 6),
-    "1 year": (0, 12),
-    "10 year": (0, 120),
-}
+from jobs.spec import COMEBACK_WINDOWS, EMPLOYEE, PASSER, VISITOR, ComebackWindow
 
 
 def employee_days(mall_days: DataFrame, window_days: int, min_days: int,
@@ -46,17 +35,16 @@ def previous_visits(client_days: DataFrame) -> DataFrame:
                               F.lag("date").over(w).alias("prev_date"))
 
 
-def window_start(date: Column, window: str) -> Column:
+def window_start(date: Column, window: ComebackWindow) -> Column:
     """``date − W`` with SQL interval arithmetic (2016-03-31 − 1 month = 2016-02-29)."""
-    days, months = WINDOW_SPANS[window]
-    return F.date_sub(date, days) if days else F.add_months(date, -months)
+    return F.date_sub(date, window.days) if window.days else F.add_months(date, -window.months)
 
 
 def comeback_mask(date: Column, prev_date: Column) -> Column:
     """Bit i set when the client comes back on ``date`` within the i-th window of
     :data:`COMEBACK_WINDOWS` (``prev_date ≥ date − W``)."""
     mask = F.lit(0)
-    for i, (window, _) in enumerate(COMEBACK_WINDOWS):
+    for i, window in enumerate(COMEBACK_WINDOWS):
         back = F.coalesce(prev_date >= window_start(date, window), F.lit(False))
         mask = mask.bitwiseOR(F.when(back, F.lit(1 << i)).otherwise(F.lit(0)))
     return mask
@@ -70,8 +58,8 @@ def classify(sessions: DataFrame, employees: DataFrame, previous: DataFrame) -> 
     """
     emp = employees.select("mall_id", "client_id", "date", "is_employee")
     prev = previous.select("object_id", "client_id", "date", "prev_date")
-    base = (F.when(F.coalesce(F.col("is_employee"), F.lit(False)), "employee")
-            .when(F.col("strong"), "visitor").otherwise("passer"))
+    base = (F.when(F.coalesce(F.col("is_employee"), F.lit(False)), EMPLOYEE)
+            .when(F.col("strong"), VISITOR).otherwise(PASSER))
     return (sessions.join(emp, ["mall_id", "client_id", "date"], "left")
             .join(prev, ["object_id", "client_id", "date"], "left")
             .withColumn("base_class", base)

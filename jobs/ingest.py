@@ -1,26 +1,24 @@
 """Landing → bronze: parse, validate (SPEC §2), normalise and pseudonymise probes.
 
-Pure ``DataFrame -> DataFrame`` transforms; reading files and writing tables happen in
-:mod:`jobs.run`. The exact input rules are in docs/decisions.md.
+Pure ``DataFrame -> DataFrame`` transforms; reading files happens in :mod:`jobs.landing`,
+writing tables in :mod:`jobs.tables`. The exact input rules are in docs/decisions.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-#: Quarantine reasons, in the order SPEC §2 checks them (first failure wins).
-REASONS = ("malformed", "invalid_mac", "invalid_rssi", "invalid_ts", "unknown_sensor", "too_late")
-FIELDS = ("sensor_id", "mac", "ts", "rssi")
+from jobs.spec import (CSV_EXTENSIONS, EPOCH_MS_FROM, FIELDS, GZIP_EXTENSION, INVALID_MAC,
+                       INVALID_RSSI, INVALID_TS, JSON_EXTENSIONS, MALFORMED, MAX_TS_AHEAD, MIN_TS,
+                       RSSI_MAX, RSSI_MIN, TOO_LATE, UNKNOWN_SENSOR)
 
-JSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
-CSV_EXTENSIONS = (".csv",)
-#: 2010-01-01T00:00:00Z: earlier instants are invalid_ts.
-MIN_TS_MS = 1262304000000
-DAY_MS = 86_400_000
+MIN_TS_MS = int(MIN_TS.timestamp() * 1000)
+MAX_TS_AHEAD_MS = int(MAX_TS_AHEAD.total_seconds() * 1000)
 
 # Patterns end with \z, not $: Java's $ also matches before a final line terminator
 # (\u0085, \u2028, \u2029), which let "aabbccddeeff\u2028" pass as a MAC.
@@ -33,22 +31,15 @@ _INTEGER_VARIANT = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _NUMERIC_VARIANT = (*_INTEGER_VARIANT, "FLOAT", "DOUBLE")
 
 
-def file_format(path: str) -> str | None:
-    """'json' or 'csv' from a landing file's name (``.gz`` allowed), else None."""
-    name = path.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    if name.endswith(JSON_EXTENSIONS):
-        return "json"
-    if name.endswith(CSV_EXTENSIONS):
-        return "csv"
-    return None
+def _ends_with(extensions: tuple[str, ...]) -> str:
+    return "(" + "|".join(re.escape(e) for e in extensions) + ")$"
 
 
-def _format_of(path: Column) -> Column:
-    base = F.regexp_replace(F.lower(path), r"\.gz$", "")
-    return (F.when(base.rlike(r"\.(ndjson|jsonl|json)$"), F.lit("json"))
-            .when(base.rlike(r"\.csv$"), F.lit("csv")))
+def format_of(path: Column) -> Column:
+    """``'json'`` or ``'csv'`` from a landing file's name, as :func:`jobs.spec.file_format`."""
+    base = F.regexp_replace(F.lower(path), re.escape(GZIP_EXTENSION) + "$", "")
+    return (F.when(base.rlike(_ends_with(JSON_EXTENSIONS)), F.lit("json"))
+            .when(base.rlike(_ends_with(CSV_EXTENSIONS)), F.lit("csv")))
 
 
 def split_lines(files: DataFrame) -> DataFrame:
@@ -61,7 +52,7 @@ def split_lines(files: DataFrame) -> DataFrame:
     first_line = F.regexp_replace(F.substring_index("value", "\n", 1), r"^\ufeff|\r\z", "")
     return (
         files
-        .withColumn("format", _format_of(F.col("source_file")))
+        .withColumn("format", format_of(F.col("source_file")))
         .withColumn("csv_header", F.when(F.col("format") == "csv", first_line))
         .select("source_file", "format", "csv_header",
                 F.posexplode(F.split("value", "\n")).alias("pos", "raw"))
@@ -170,7 +161,7 @@ def parse_ts_ms(text: Column) -> Column:
     iso = F.when(text.rlike(_ISO), F.try_to_timestamp(text, F.lit(_ISO_PATTERN)))
     # Any number of digits (leading zeros allowed); beyond 64 bits try_cast gives null.
     epoch = F.when(text.rlike(r"^[0-9]+\z"), text.try_cast("long"))
-    epoch_ms = F.when(epoch >= 100_000_000_000, epoch).otherwise(epoch * 1000)
+    epoch_ms = F.when(epoch >= EPOCH_MS_FROM, epoch).otherwise(epoch * 1000)
     return F.coalesce(F.unix_millis(iso), epoch_ms)
 
 
@@ -193,13 +184,13 @@ def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:
         .withColumn("ts_ms", ts_ms)
     )
     mac_ok = spelled & ((first_octet.bitwiseAND(1)) == 0)
-    rssi_ok = F.col("rssi").between(-120, 0)
-    ts_ok = F.col("ts_ms").between(MIN_TS_MS, now_ms + DAY_MS)
-    reason = (F.when(F.col("malformed"), "malformed")
-              .when(~F.coalesce(mac_ok, F.lit(False)), "invalid_mac")
-              .when(~F.coalesce(rssi_ok, F.lit(False)), "invalid_rssi")
-              .when(~F.coalesce(ts_ok, F.lit(False)), "invalid_ts")
-              .when(F.col("_known_sensor").isNull(), "unknown_sensor"))
+    rssi_ok = F.col("rssi").between(RSSI_MIN, RSSI_MAX)
+    ts_ok = F.col("ts_ms").between(MIN_TS_MS, now_ms + MAX_TS_AHEAD_MS)
+    reason = (F.when(F.col("malformed"), MALFORMED)
+              .when(~F.coalesce(mac_ok, F.lit(False)), INVALID_MAC)
+              .when(~F.coalesce(rssi_ok, F.lit(False)), INVALID_RSSI)
+              .when(~F.coalesce(ts_ok, F.lit(False)), INVALID_TS)
+              .when(F.col("_known_sensor").isNull(), UNKNOWN_SENSOR))
     return (out.withColumn("reason", reason)
             .withColumn("sensor_id", F.col("sensor_id_text"))
             .withColumn("ts", F.timestamp_millis("ts_ms"))
@@ -243,7 +234,7 @@ def flag_too_late(df: DataFrame, cutoff) -> DataFrame:
     """Nightly rule (SPEC §9): a valid record whose local date is before ``cutoff``
     becomes ``too_late``; a record that failed another check keeps that reason."""
     late = F.col("reason").isNull() & (F.col("date") < F.lit(cutoff))
-    return df.withColumn("reason", F.when(late, F.lit("too_late")).otherwise(F.col("reason")))
+    return df.withColumn("reason", F.when(late, F.lit(TOO_LATE)).otherwise(F.col("reason")))
 
 
 def dedupe_probes(df: DataFrame) -> DataFrame:

@@ -10,8 +10,9 @@ All 28 threshold pairs × 7 user types come from two aggregations, not 196 passe
 2. per (object, bucket): for each *slot* — employee, passer, all, and every range
    ``[lo, hi)`` of visitor bins — the number of clients whose masks hit it, per bit.
 
-A (b, e, user type) is then one slot: bounced = bins ``[0, i)``, half engaged =
-``[i, j)``, engaged = ``[j, 8)`` where b and e are the i-th and j-th thresholds.
+A (b, e, user type) is then one slot: the bins whose durations
+:func:`jobs.spec.visitor_class` puts in that type (for bounced ``[0, i)``, half engaged
+``[i, j)``, engaged ``[j, 8)`` where b and e are the i-th and j-th thresholds).
 """
 
 from __future__ import annotations
@@ -21,18 +22,9 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.tables import COMEBACK_WINDOWS, SCHEMAS, GROUP_DATETIME
-
-#: SPEC §4: allowed thresholds, minutes.
-THRESHOLDS: tuple[int, ...] = (2, 5, 10, 15, 20, 30, 45)
-#: All (b, e) with b ≤ e: 28 pairs.
-THRESHOLD_PAIRS: tuple[tuple[int, int], ...] = tuple(
-    (b, e) for b in THRESHOLDS for e in THRESHOLDS if e >= b)
-USER_TYPES: tuple[str, ...] = ("all", "bounced", "employee", "engaged", "half engaged",
-                               "passer", "visitor")
-INTERVALS: tuple[str, ...] = ("hourly", "daily", "weekly", "monthly", "weekday", "weekend")
-#: Intervals whose sum_session_duration is reported; the others report 0 (SPEC §7).
-GSH_INTERVALS: tuple[str, ...] = ("daily", "weekly", "monthly")
+from jobs.spec import (COMEBACK_WINDOWS, EMPLOYEE, GROUP_DATETIME, GSH_INTERVALS, PASSER,
+                       THRESHOLD_PAIRS, THRESHOLDS, USER_TYPES, VISITOR, visitor_class)
+from jobs.tables import SCHEMAS
 
 _BINS = len(THRESHOLDS) + 1  # k = 0 … 7
 _BITS = 1 + len(COMEBACK_WINDOWS)  # presence + one per window
@@ -43,16 +35,21 @@ SLOTS: tuple[tuple, ...] = (
 )
 
 
+def _bin_floor(k: int) -> int:
+    """The shortest duration (minutes) of visitor bin ``k``: every duration of the bin
+    has the same class under any (b, e), since thresholds are the bins' edges."""
+    return 0 if k == 0 else THRESHOLDS[k - 1]
+
+
 def _slot_of(user_type: str, b: int, e: int) -> int:
-    i, j = THRESHOLDS.index(b) + 1, THRESHOLDS.index(e) + 1
-    key = {
-        "all": ("all",), "employee": ("employee",), "passer": ("passer",),
-        "visitor": ("visitor", 0, _BINS),
-        "bounced": ("visitor", 0, i),
-        "half engaged": ("visitor", i, j) if i < j else ("none",),
-        "engaged": ("visitor", j, _BINS),
-    }[user_type]
-    return SLOTS.index(key)
+    if user_type in ("all", EMPLOYEE, PASSER):
+        return SLOTS.index((user_type,))
+    if user_type == VISITOR:
+        return SLOTS.index((VISITOR, 0, _BINS))
+    bins = [k for k in range(_BINS) if visitor_class(_bin_floor(k), b, e) == user_type]
+    # Contiguous by construction (the classes are ordered by duration); none for half
+    # engaged when b = e.
+    return SLOTS.index((VISITOR, bins[0], bins[-1] + 1) if bins else ("none",))
 
 
 def combos(spark: SparkSession) -> DataFrame:
@@ -210,8 +207,7 @@ def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> Data
     avg = F.when(n > 0, F.floor((2 * ms + n * 60_000) / (2 * n * 60_000))).otherwise(0)
     gsh = F.when(F.col("interval").isin(*GSH_INTERVALS),
                  F.floor((ms + 18_000) / 36_000) / 100.0).otherwise(0.0)
-    comebacks = [F.element_at("c", i + 2).alias(f"count_comeback_client_{suffix}")
-                 for i, (_, suffix) in enumerate(COMEBACK_WINDOWS)]
+    comebacks = [F.element_at("c", i + 2).alias(w.column) for i, w in enumerate(COMEBACK_WINDOWS)]
     # Label each bucket once, then one row per slot, then join each (b, e, type) to its slot.
     per_slot = (slots.join(F.broadcast(malls.select("mall_id", "timezone")), "mall_id")
                 .withColumn("datetime", bucket_label(F.col("interval"), F.col("bucket_start"),
@@ -235,7 +231,7 @@ def group_datetime(classified: DataFrame, malls: DataFrame) -> DataFrame:
     """
     spark = classified.sparkSession
     return (classified
-            .transform(lambda df: add_buckets(df, malls))
+            .transform(add_buckets, malls)
             .transform(client_masks)
             .transform(bucket_slots)
-            .transform(lambda df: gold_rows(df, combos(spark), malls)))
+            .transform(gold_rows, combos(spark), malls))

@@ -381,7 +381,7 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
     if held.isEmpty():
         return []
     key, _ = hmac_key()
-    lines = held.select("source_file", ingest._format_of(F.col("source_file")).alias("format"),
+    lines = held.select("source_file", ingest.format_of(F.col("source_file")).alias("format"),
                         "line_no", "raw", "csv_header")
     parsed = _parse(lines, spark, cfg, key, now).persist()
     valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(scope, "date"))

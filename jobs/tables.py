@@ -25,25 +25,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-BRONZE_PROBES = "bronze/probes"
-QUARANTINE = "bronze/quarantine"
-SESSIONS = "silver/sessions"
-CLIENT_DAYS = "silver/client_days"
-GROUP_DATETIME = "gold/group_datetime"
-INGESTED_FILES = "ops/ingested_files"
-PENDING_DATES = "ops/pending_dates"
-SENSORS = "ops/sensors"
-
-COMEBACK_WINDOWS: tuple[tuple[str, str], ...] = (
-    # (SPEC name, column suffix)
-    ("2 week", "2_week"),
-    ("1 month", "1_month"),
-    ("2 month", "2_month"),
-    ("3 month", "3_month"),
-    ("6 month", "6_month"),
-    ("1 year", "1_year"),
-    ("10 year", "10_year"),
-)
+from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, COMEBACK_WINDOWS, GOLD_PARTITIONS,
+                       GROUP_DATETIME, INGESTED_FILES, PENDING_DATES, QUARANTINE, SENSORS,
+                       SESSIONS)
 
 SCHEMAS: dict[str, T.StructType] = {
     BRONZE_PROBES: T.StructType([
@@ -109,8 +93,7 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("count_client", T.LongType(), False),
         T.StructField("avg_session_duration", T.LongType(), False),
         T.StructField("sum_session_duration", T.DoubleType(), False),
-        *[T.StructField(f"count_comeback_client_{suffix}", T.LongType(), False)
-          for _, suffix in COMEBACK_WINDOWS],
+        *[T.StructField(w.column, T.LongType(), False) for w in COMEBACK_WINDOWS],
     ]),
     INGESTED_FILES: T.StructType([
         T.StructField("path", T.StringType(), False),
@@ -137,7 +120,7 @@ PARTITIONS: dict[str, list[str]] = {
     QUARANTINE: ["reason"],
     SESSIONS: ["mall_id", "date"],
     CLIENT_DAYS: ["mall_id", "date"],
-    GROUP_DATETIME: ["mall_id", "interval"],
+    GROUP_DATETIME: list(GOLD_PARTITIONS),
     INGESTED_FILES: [],
     PENDING_DATES: [],
     SENSORS: [],
@@ -227,15 +210,15 @@ def sql_date(d: dt.date) -> str:
 
 
 def date_ranges_predicate(ranges: Mapping[int, Iterable[tuple[dt.date, dt.date]]],
-                          date_col: str, prefix: str = "") -> str:
-    """``(mall_id = m AND date_col BETWEEN a AND b) OR …`` for each mall's ranges;
-    ``false`` when there is none (a replace that owns nothing)."""
+                          date_col: str) -> str:
+    """``(mall_id = m AND date_col >= a AND date_col <= b) OR …`` for each mall's
+    ranges; ``false`` when there is none (a replace that owns nothing)."""
     parts = []
     for mall_id in sorted(ranges):
         for lo, hi in sorted(ranges[mall_id]):
             # Not BETWEEN: Delta's replaceWhere cannot resolve it (INTERNAL_ERROR).
-            parts.append(f"({prefix}mall_id = {int(mall_id)} AND {prefix}{date_col} >= {sql_date(lo)}"
-                         f" AND {prefix}{date_col} <= {sql_date(hi)})")
+            parts.append(f"(mall_id = {int(mall_id)} AND {date_col} >= {sql_date(lo)}"
+                         f" AND {date_col} <= {sql_date(hi)})")
     return " OR ".join(parts) if parts else "false"
 
 

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobs.config import load_config
-from reports.params import (COMEBACKS, DEFAULTS, INTERVALS, MAX_OBJECT_BUCKETS, MAX_OBJECTS,
-                            THRESHOLD_VALUES, ReportError, parse, resolve_objects)
-from reports.query import USER_TYPES, Gold, report
+from jobs.spec import COMEBACK_COLUMNS, INTERVALS, REPORT_DEFAULTS, USER_TYPES
+from reports.params import (MAX_OBJECT_BUCKETS, MAX_OBJECTS, THRESHOLD_VALUES, ReportError,
+                            parse, resolve_objects)
+from reports.query import Gold, report
 from reports.tokens import TOKENS_FILE, TokenStore, digest
 
 #: Uvicorn's error log: what the server prints at start (and where tracebacks go).
@@ -112,12 +113,12 @@ PARAMETER_DOCS = [
            "A bucket is reported whole even when the range covers part of it.",
            {"type": "string", "enum": list(INTERVALS)}, True, "monthly"),
     _param("comeback", "Comeback window for `count_comeback_client`.",
-           {"type": "string", "enum": list(COMEBACKS), "default": DEFAULTS["comeback"]}),
+           {"type": "string", "enum": list(COMEBACK_COLUMNS), "default": REPORT_DEFAULTS["comeback"]}),
     _param("bounce_threshold", "Visitors staying less are *bounced*.",
-           {"type": "string", "enum": list(THRESHOLD_VALUES), "default": DEFAULTS["bounce_threshold"]}),
+           {"type": "string", "enum": list(THRESHOLD_VALUES), "default": REPORT_DEFAULTS["bounce_threshold"]}),
     _param("engagement_threshold", "Visitors staying at least this long are *engaged*; must be "
            "at least `bounce_threshold`.",
-           {"type": "string", "enum": list(THRESHOLD_VALUES), "default": DEFAULTS["engagement_threshold"]}),
+           {"type": "string", "enum": list(THRESHOLD_VALUES), "default": REPORT_DEFAULTS["engagement_threshold"]}),
 ]
 
 #: The original page's example numbers (its first bucket), per user type.

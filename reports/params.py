@@ -12,27 +12,13 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from jobs.config import Config, Obj
+from jobs.spec import COMEBACK_COLUMNS, INTERVALS, REPORT_DEFAULTS, THRESHOLDS
 
 #: Query parameters in the order the original page lists them (also the order in
 #: which they are checked, so a request with two bad values names the first one).
 PARAMETERS = ("from", "to", "objects", "interval", "comeback", "bounce_threshold",
               "engagement_threshold")
 REQUIRED = ("from", "to", "objects", "interval")
-DEFAULTS = {"comeback": "2 week", "bounce_threshold": "5 minute", "engagement_threshold": "20 minute"}
-
-INTERVALS = ("hourly", "daily", "weekly", "monthly", "weekday", "weekend")
-#: Comeback windows as the page spells them → gold column (mirrors jobs.tables, which imports Spark).
-COMEBACKS = {
-    "2 week": "count_comeback_client_2_week",
-    "1 month": "count_comeback_client_1_month",
-    "2 month": "count_comeback_client_2_month",
-    "3 month": "count_comeback_client_3_month",
-    "6 month": "count_comeback_client_6_month",
-    "1 year": "count_comeback_client_1_year",
-    "10 year": "count_comeback_client_10_year",
-}
-#: Allowed bounce and engagement thresholds in minutes (SPEC §4).
-THRESHOLDS = (2, 5, 10, 15, 20, 30, 45)
 THRESHOLD_VALUES = tuple(f"{m} minute" for m in THRESHOLDS)
 
 #: Limits SPEC leaves open (docs/decisions.md, "Report API").
@@ -72,13 +58,13 @@ class ReportRequest:
     interval: str
     start: dt.date
     end: dt.date
-    comeback: str = DEFAULTS["comeback"]
-    bounce: int = 5
-    engagement: int = 20
+    comeback: str = REPORT_DEFAULTS["comeback"]
+    bounce: int = int(REPORT_DEFAULTS["bounce_threshold"].split()[0])
+    engagement: int = int(REPORT_DEFAULTS["engagement_threshold"].split()[0])
 
     @property
     def comeback_column(self) -> str:
-        return COMEBACKS[self.comeback]
+        return COMEBACK_COLUMNS[self.comeback]
 
 
 def _one_of(name: str, value: str, allowed: Sequence[str]) -> str:
@@ -130,11 +116,11 @@ def parse(query: Mapping[str, Sequence[str]]) -> ReportRequest:
         if name not in raw:
             if name in REQUIRED:
                 raise bad(name, "missing (required)", "missing_parameter")
-            raw[name] = DEFAULTS[name]
+            raw[name] = REPORT_DEFAULTS[name]
     start, end = _date("from", raw["from"]), _date("to", raw["to"])
     objects = _objects(raw["objects"])
     interval = _one_of("interval", raw["interval"], INTERVALS)
-    comeback = _one_of("comeback", raw["comeback"], tuple(COMEBACKS))
+    comeback = _one_of("comeback", raw["comeback"], tuple(COMEBACK_COLUMNS))
     bounce = _minutes("bounce_threshold", raw["bounce_threshold"])
     engagement = _minutes("engagement_threshold", raw["engagement_threshold"])
     if start > end:

@@ -28,14 +28,11 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from jobs.config import Config, Obj
+from jobs.spec import GROUP_DATETIME, USER_TYPES
 from reports.params import MAX_OBJECT_BUCKETS, ReportError, ReportRequest, bad
 
 log = logging.getLogger(__name__)
 
-#: Gold table location under the lakehouse root (mirrors jobs.tables.GROUP_DATETIME).
-GROUP_DATETIME = "gold/group_datetime"
-#: User types in the order of the response (SPEC §10).
-USER_TYPES = ("all", "bounced", "employee", "engaged", "half engaged", "passer", "visitor")
 #: Keys of one response row, in order. ``count_comeback_client`` is the requested window's column.
 ROW_KEYS = ("datetime", "count_session", "count_client", "avg_session_duration",
             "count_comeback_client", "sum_session_duration", "user_type")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from jobs import classify
-from jobs.tables import COMEBACK_WINDOWS
+from jobs.spec import COMEBACK_WINDOWS
 
 DAY = dt.timedelta(days=1)
 MIN = 60_000
@@ -44,7 +44,7 @@ def test_the_window_is_d_minus_13_to_d(spark):
 def _comes_back(spark, date, prev):
     df = spark.createDataFrame([(date, prev)], "date date, prev_date date")
     mask = df.select(classify.comeback_mask(df.date, df.prev_date).alias("m")).first().m
-    return {name: bool(mask >> i & 1) for i, (name, _) in enumerate(COMEBACK_WINDOWS)}
+    return {w.name: bool(mask >> i & 1) for i, w in enumerate(COMEBACK_WINDOWS)}
 
 
 def test_two_weeks_is_fourteen_days(spark):
