@@ -19,11 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from jobs.config import ConfigError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENTRYPOINT = PROJECT_ROOT / "jobs" / "entrypoint.py"
-JAR_DIR = PROJECT_ROOT / ".cache" / "jars"
-LOG_CONFIG = PROJECT_ROOT / "jobs" / "log4j2.properties"
+from jobs.paths import ENTRYPOINT, JAR_DIR, LOG_CONFIG, PROJECT_ROOT
 #: The config folder the DAGs run the jobs with (default: the project's conf/).
 CONF_ENV = "FOOTFALL_CONF"
 

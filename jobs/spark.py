@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 from pyspark.sql import SparkSession
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-#: Delta Lake's JARs, resolved once from Maven Central by `make setup`.
-JAR_DIR = PROJECT_ROOT / ".cache" / "jars"
-LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
+from jobs.paths import JAR_DIR, LOG_CONFIG
 
 #: Settings every session gets; conf/storage.yaml's spark.conf adds to / overrides them.
 BASE_CONF: dict[str, str] = {
