@@ -6,36 +6,45 @@ PYTHON_BIN ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .cache/jars
-JAVA_HOME ?= $(shell dirname $$(dirname $$(readlink -f $$(command -v java))))
+JAVA_HOME ?= $(shell j=$$(command -v java 2>/dev/null) && dirname $$(dirname $$(readlink -f $$j)))
 export JAVA_HOME
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-export PYTHONPATH := $(CURDIR)
 
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: setup run test test-heavy bench bench-scale bench-cluster generate demo-data lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: setup run test test-heavy bench bench-scale bench-cluster generate lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
-	@echo "make run    set up, generate the demo world, run the pipeline, show the result"
-	@echo "make test   set up, run the test suite (without the heavy tests)"
-	@echo "make test-heavy  crash and rerun, two runs at once, the API under load (CI runs both)"
-	@echo "make bench  measure backfill throughput at 1, 2 and 4 million probes"
-	@echo "make bench-scale / bench-cluster  the same at 16 and 32 million, local Spark / standalone cluster"
-	@echo "make serve  serve the report API on http://127.0.0.1:8000 (SERVE_ARGS='--port 9000 …')"
-	@echo "make bench-api  report API latency on a year of gold, against Spark SQL"
-	@echo "make load-api  50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS='--clients 20 …')"
-	@echo "make airflow  Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT)"
-	@echo "make cluster / cluster-stop  a Spark standalone cluster on spark://127.0.0.1:7077 (2 workers)"
-	@echo "make setup  virtualenv + pinned packages + Delta JARs (idempotent)"
+	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
+	@echo "  run            set up once, generate the demo world, backfill it, show the tables"
+	@echo "  test           set up once, run the test suite without the heavy tests"
+	@echo "  test-heavy     the heavy tests: crash and rerun, two runs at once, the API under load"
+	@echo "  setup          .venv with the pinned packages and this project, Delta's JARs in .cache/jars (idempotent)"
+	@echo "  generate       rewrite the demo world's landing files in data/landing"
+	@echo "  serve          the report API on http://127.0.0.1:8000 over the demo lakehouse (SERVE_ARGS='--port 9000 ...')"
+	@echo "  bench          backfill throughput and memory at 1, 2 and 4 million records (docs/performance.md)"
+	@echo "  bench-scale    the same at 16 and 32 million records, local Spark (SCALE_SIZES=...)"
+	@echo "  bench-cluster  the same on the standalone cluster of 'make cluster' (started and stopped)"
+	@echo "  bench-api      report API latency on a year of gold, against Spark SQL (BENCH_API_ARGS=...)"
+	@echo "  load-api       50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS=...)"
+	@echo "  airflow        Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT); Ctrl-C stops it"
+	@echo "  cluster        start a Spark standalone cluster: spark://127.0.0.1:7077, 2 workers"
+	@echo "  cluster-stop   stop that cluster"
+	@echo "  lock           re-pin requirements.txt from requirements.in"
+	@echo "  clean          remove data/ (demo landing files, lakehouse) and .pytest_cache"
+	@echo "  help           this list"
 
-## setup: a virtualenv with the pinned packages and Delta's JARs, resolved once.
+## setup: a virtualenv with the pinned packages, this project installed editable (the
+## `footfall` command), and Delta's JARs, resolved once.
 setup: $(VENV)/.installed $(JARS)/.resolved
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	# The lock holds every dependency: install the project alone, resolving nothing.
+	$(PY) -m pip install -q --no-deps -e .
 	# pyspark-client (from the Airflow Spark provider) shares pyspark's folder: lay the
 	# full pyspark down last so the folder is pyspark's, whatever order pip chose.
 	$(PY) -m pip install -q --no-deps --force-reinstall "$$(grep '^pyspark==' requirements.txt)"
@@ -69,7 +78,7 @@ test-heavy: setup
 	$(PY) -m pytest -q -m heavy tests
 
 bench: setup
-	$(PY) -m jobs.bench
+	$(PY) -m benchmarks.pipeline
 
 ## bench-scale: backfill throughput and peak memory per stage at 16 and 32 million probes
 ## (SCALE_SIZES), local Spark: about 45 minutes alone on 2 cores, bench-out/scale/.
@@ -77,11 +86,11 @@ bench: setup
 ## stopped after), bench-out/scale-cluster/. Worlds are generated once into .cache/bench/.
 SCALE_SIZES ?= 16000000,32000000
 bench-scale: setup
-	$(PY) -m jobs.bench --sizes $(SCALE_SIZES) --no-combos --out bench-out/scale
+	$(PY) -m benchmarks.pipeline --sizes $(SCALE_SIZES) --no-combos --out bench-out/scale
 
 bench-cluster: setup
 	bin/spark-cluster.sh start
-	$(PY) -m jobs.bench --sizes $(SCALE_SIZES) --no-combos --master spark://127.0.0.1:7077 \
+	$(PY) -m benchmarks.pipeline --sizes $(SCALE_SIZES) --no-combos --master spark://127.0.0.1:7077 \
 	  --out bench-out/scale-cluster; rc=$$?; bin/spark-cluster.sh stop; exit $$rc
 
 ## serve: the report API (GET /reports/group_datetime, /docs) on the demo lakehouse.
@@ -90,12 +99,12 @@ serve: setup
 
 ## bench-api: API p50/p99 and req/s on a year of gold, and Spark SQL for the same requests.
 bench-api: setup
-	$(PY) -m reports.bench $(BENCH_API_ARGS)
+	$(PY) -m benchmarks.api $(BENCH_API_ARGS)
 
 ## load-api: 50 clients for 60 s against the API while `python -m jobs nightly` replaces gold
 ## buckets: no 5xx, every answer of one gold version; bench-out/load-api.{json,md}.
 load-api: setup
-	$(PY) -m reports.loadscenario $(LOAD_API_ARGS)
+	$(PY) -m benchmarks.loadscenario $(LOAD_API_ARGS)
 
 ## airflow: Airflow 3 in one process tree (`airflow standalone`: scheduler, DAG processor,
 ## triggerer, API server + UI) with this repo's dags/, a SQLite metadata database under
@@ -115,7 +124,7 @@ airflow: setup
 	echo "Airflow 3 is starting: UI http://127.0.0.1:$(AIRFLOW_PORT)  (Ctrl-C stops it)"; \
 	echo "  log in as 'admin'; the password is printed below once generated and kept in"; \
 	echo "  $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"; \
-	echo "  DAGs: footfall_nightly, footfall_backfill, footfall_exports (dags/); Spark connection: $$AIRFLOW_CONN_SPARK_DEFAULT"; \
+	echo "  DAGs: footfall_nightly, footfall_backfill, footfall_exports, footfall_maintenance (dags/); Spark connection: $$AIRFLOW_CONN_SPARK_DEFAULT"; \
 	exec $(VENV)/bin/airflow standalone
 
 ## cluster / cluster-stop: a Spark standalone master (spark://127.0.0.1:7077, UI :8090) and
@@ -126,12 +135,12 @@ cluster: setup
 cluster-stop:
 	bin/spark-cluster.sh stop
 
-## lock: re-pin requirements.txt from requirements.in in a scratch virtualenv.
+## lock: re-pin requirements.txt from pyproject.toml's dependencies in a scratch virtualenv.
 lock:
 	rm -rf .cache/lock-venv && $(PYTHON_BIN) -m venv .cache/lock-venv
-	.cache/lock-venv/bin/pip install -q -r requirements.in
-	{ echo "# Pinned lock of requirements.in (pip freeze of a clean install on Python 3.11). Do not edit by hand: make lock."; \
-	  .cache/lock-venv/bin/pip freeze | sort -f; } > requirements.txt
+	.cache/lock-venv/bin/pip install -q ".[dev]"
+	{ echo "# Pinned lock of pyproject.toml's dependencies and its dev extra (pip freeze of a clean install on Python 3.11, the project itself left out). Do not edit by hand: make lock."; \
+	  .cache/lock-venv/bin/pip freeze --exclude footfall | sort -f; } > requirements.txt
 
 clean:
 	rm -rf data .pytest_cache

@@ -13,7 +13,7 @@ Tasks, in order:
 
 1. **`validate_params`** — checks the dates (`from` ≤ `to`) and the mall ids against the
    config; a bad value fails the run here, before Spark starts.
-2. **`backfill`** — `spark-submit jobs/entrypoint.py backfill --from … --to … [--malls …]`
+2. **`backfill`** — `spark-submit <jobs package>/entrypoint.py backfill --from … --to … [--malls …]`
    through the Spark connection `spark_default`, as `python -m jobs backfill` does from the
    command line: ingest new files, bring back the range's `too_late` records, recompute the
    range and what depends on it. Gives exactly the gold a run from scratch gives.
@@ -24,20 +24,11 @@ For one run per date, as the nightly would, use
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param, dag, task
 
-PROJECT = os.environ.get("FOOTFALL_HOME", str(Path(__file__).resolve().parent.parent))
-if PROJECT not in sys.path:
-    sys.path.append(PROJECT)
-
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator  # noqa: E402
-from airflow.sdk import Param, dag, task  # noqa: E402
-
-from jobs.orchestration import backfill_args, load_airflow_settings, submit_kwargs  # noqa: E402
+from jobs.orchestration import backfill_args, load_airflow_settings, submit_kwargs
 
 SETTINGS = load_airflow_settings()
 

@@ -1,7 +1,7 @@
 """footfall_exports: after each nightly gold update, write the scheduled exports.
 
-Thin: one task runs ``python -m reports export --date D`` in the project folder, which
-writes what ``conf/exports.yaml`` lists (README, "Scheduled exports"). It is scheduled on
+Thin: one task runs ``footfall reports export --conf <conf> --date D``, which writes what
+``conf/exports.yaml`` lists (docs/api.md, "Scheduled exports"). It is scheduled on
 the gold table's asset, so it runs once the nightly DAG has updated gold.
 
 D is the nightly run's date. An asset-triggered run has no logical date in Airflow 3
@@ -9,22 +9,23 @@ D is the nightly run's date. An asset-triggered run has no logical date in Airfl
 ``date`` (set by the nightly DAG), else the logical date of the run that emitted it, else
 this run's own logical date (a manual run with a logical date).
 
-Environment: ``FOOTFALL_HOME`` (the project folder; default: this file's parent's
-parent) and ``FOOTFALL_PYTHON`` (default: ``python``).
+The config folder is the jobs' (``$FOOTFALL_CONF``, else the project's ``conf/``); the
+command is the installed ``footfall`` beside the Python that runs Airflow.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+import shlex
+import sys
 from pathlib import Path
 
 from airflow.sdk import dag, task
 
 from footfall_assets import GOLD_GROUP_DATETIME
+from jobs.orchestration import conf_dir
 
-PROJECT = os.environ.get("FOOTFALL_HOME", str(Path(__file__).resolve().parent.parent))
-PYTHON = os.environ.get("FOOTFALL_PYTHON", "python")
+FOOTFALL = str(Path(sys.executable).parent / "footfall")
 
 
 def run_date(triggering_asset_events=None, logical_date=None) -> str:
@@ -41,7 +42,7 @@ def run_date(triggering_asset_events=None, logical_date=None) -> str:
     if logical_date is not None:
         return logical_date.strftime("%Y-%m-%d")
     raise ValueError("no date for the exports: the gold event has no 'date' extra and no "
-                     "logical date; trigger with a logical date or run `python -m reports export --date D`")
+                     "logical date; trigger with a logical date or run `footfall reports export --date D`")
 
 
 @dag(
@@ -55,9 +56,10 @@ def run_date(triggering_asset_events=None, logical_date=None) -> str:
     doc_md=__doc__,
 )
 def footfall_exports():
-    @task.bash(cwd=PROJECT)
+    @task.bash
     def export(triggering_asset_events=None, logical_date=None) -> str:
-        return f"{PYTHON} -m reports export --date {run_date(triggering_asset_events, logical_date)}"
+        date = run_date(triggering_asset_events, logical_date)
+        return f"{shlex.quote(FOOTFALL)} reports export --conf {shlex.quote(conf_dir())} --date {date}"
 
     export()
 

@@ -2,7 +2,7 @@
 ### footfall_maintenance — weekly Delta maintenance
 
 Once a week (`maintenance.schedule` in `conf/airflow.yaml`; default Sundays 05:00 in
-`schedule.timezone`, after that night's nightly run): `spark-submit jobs/entrypoint.py
+`schedule.timezone`, after that night's nightly run): `spark-submit <jobs package>/entrypoint.py
 maintain --retain-hours H --conf …`, which compacts every table (gold: one sorted file
 per partition; silver sessions: Z-order by object; the rest: OPTIMIZE) and then VACUUMs
 files that no table version of the last `retain_hours` (default and minimum 168 h)
@@ -14,20 +14,11 @@ never overlaps one of them; the job also holds the lakehouse's run lock.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import CronTriggerTimetable, dag
 
-PROJECT = os.environ.get("FOOTFALL_HOME", str(Path(__file__).resolve().parent.parent))
-if PROJECT not in sys.path:
-    sys.path.append(PROJECT)
-
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator  # noqa: E402
-from airflow.sdk import CronTriggerTimetable, dag  # noqa: E402
-
-from jobs.orchestration import load_airflow_settings, submit_kwargs  # noqa: E402
+from jobs.orchestration import load_airflow_settings, submit_kwargs
 
 SETTINGS = load_airflow_settings()
 

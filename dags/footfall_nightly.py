@@ -7,10 +7,10 @@ time (the data interval D → D+1), so `{{ logical_date }}` in that zone gives D
 
 Tasks, in order:
 
-1. **`nightly`** — `spark-submit jobs/entrypoint.py nightly --date D --conf … --summary-json …`
+1. **`nightly`** — `spark-submit <jobs package>/entrypoint.py nightly --date D --conf … --summary-json …`
    through the Spark connection `spark_default` (`local[*]` by default; point it at
    `spark://…`, YARN or Kubernetes to run on a cluster). Ingests every new landing file
-   and recomputes what it touches up to D (README, "Running it on your data").
+   and recomputes what it touches up to D (docs/operations.md).
 2. **`check_quality`** — fails the run, saying why, when the share of quarantined records
    of this run or the drop of a mall's sessions on D against D-7 passes the thresholds in
    `conf/airflow.yaml` (`quality:`). Not retried.
@@ -25,21 +25,12 @@ Backfills: `airflow backfill create --dag-id footfall_nightly --from-date D1 --t
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-PROJECT = os.environ.get("FOOTFALL_HOME", str(Path(__file__).resolve().parent.parent))
-if PROJECT not in sys.path:
-    sys.path.append(PROJECT)
-
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator  # noqa: E402
-from airflow.sdk import CronDataIntervalTimetable, dag, task  # noqa: E402
-
-from footfall_assets import GOLD_GROUP_DATETIME  # noqa: E402
-from jobs.orchestration import (load_airflow_settings, local_date, run_date_template,  # noqa: E402
+from footfall_assets import GOLD_GROUP_DATETIME
+from jobs.orchestration import (load_airflow_settings, local_date, run_date_template,
                                 submit_kwargs)
 
 SETTINGS = load_airflow_settings()

@@ -1,4 +1,5 @@
-"""Command line: ``python -m jobs nightly|backfill|maintain|show|generate …`` (SPEC §11).
+"""Command line: ``footfall nightly|backfill|maintain|show|generate …`` (SPEC §11), also
+``python -m jobs …``; ``footfall reports …`` is the serving side's (:mod:`reports.__main__`).
 
 Thin: parse the arguments, load the config, build the Spark session, call jobs.run.
 Exit codes: 0 done; 2 bad input (config, arguments, landing), nothing written; 3 the
@@ -23,7 +24,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m jobs", description="Footfall analytics jobs.")
+    p = argparse.ArgumentParser(prog="footfall", description="Footfall analytics: the Spark jobs, "
+                                "and (footfall reports …) the report API, reports and exports.")
     sub = p.add_subparsers(dest="command", required=True)
     n = sub.add_parser("nightly", help="ingest new files, recompute what they touch up to --date")
     n.add_argument("--date", type=date_arg, required=True, help="the run's local date YYYY-MM-DD")
@@ -40,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print what the lakehouse holds")
     _common(s)
     sub.add_parser("generate", help="write a synthetic world (see --help)", add_help=False)
+    sub.add_parser("reports", help="serve the report API, make tokens, print reports, write "
+                   "exports (see footfall reports --help)", add_help=False)
     return p
 
 
@@ -48,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "generate":
         from jobs.generate import main as generate_main
         return generate_main(argv[1:])
+    if argv and argv[0] == "reports":
+        from reports.__main__ import main as reports_main
+        return reports_main(argv[1:])
     args = parser().parse_args(argv)
 
     from jobs.config import ConfigError, check_hmac_key, load_config
+    from jobs.landing import LandingError
     from jobs.lock import ConcurrentRunError, LakehouseBusy
     from jobs.maintenance import MaintenanceError
     from jobs.run import RunError, backfill, maintain, nightly
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.summary_json, "w") as fh:
                 fh.write(summary.to_json())
         return 0
-    except (RunError, MaintenanceError) as exc:
+    except (RunError, LandingError, MaintenanceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (LakehouseBusy, ConcurrentRunError) as exc:

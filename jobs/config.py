@@ -1,7 +1,9 @@
-"""Load and validate the config folder (SPEC §1) into typed, immutable objects.
+"""The config folder (SPEC §1): objects.yaml, pipeline.yaml and storage.yaml as pydantic
+models (unknown keys are errors, defaults are written once, in the models), and the
+typed, immutable :class:`Config` the jobs and the report API use.
 
-Every config error is raised here, as :class:`ConfigError`, naming the file and the
-setting, before any job reads or writes data.
+Every config error is a :class:`ConfigError` naming the file and the key path
+(:func:`jobs.configfile.load_model`), raised before any job reads or writes data.
 """
 
 from __future__ import annotations
@@ -9,36 +11,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Iterator, Literal
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-RSSI_MIN, RSSI_MAX = -120, 0
-
-#: SPEC §1 defaults for pipeline.yaml.
-PIPELINE_DEFAULTS: dict[str, Any] = {
-    "session_gap_minutes": 15,
-    "visitor_rssi_threshold": -70,
-    "employee_window_days": 14,
-    "employee_min_days": 5,
-    "employee_min_daily_minutes": 240,
-    "randomized_macs": "exclude",
-    "max_lateness_days": 31,
-}
-
-STORAGE_DEFAULTS: dict[str, Any] = {
-    "landing": "data/landing",
-    "lakehouse": "data/lakehouse",
-    "spark": {"master": "local[*]", "app_name": "footfall", "conf": {}},
-    "require_hmac_key": False,
-}
+from jobs.configfile import (Bool, ConfigError, ConfigModel, Int, Location, NullAsEmptyList,
+                             NullAsEmptyMapping, Number, SparkConf, TimeZone, at_least, between,
+                             load_model, resolve_path)
+from jobs.spec import RSSI_MAX, RSSI_MIN
 
 #: Environment variable holding the HMAC key for client ids (SPEC §2, privacy).
 HMAC_KEY_ENV = "FOOTFALL_HMAC_KEY"
-#: Development-only key; never use it with real MACs (see README, Privacy).
+#: Development-only key; never use it with real MACs (docs/operations.md, "Privacy").
 DEV_HMAC_KEY = "footfall-development-key-do-not-use-in-production"
 #: What a run without FOOTFALL_HMAC_KEY prints on stderr (the run summary notes it too).
 DEV_KEY_WARNING = (
@@ -48,15 +34,61 @@ DEV_KEY_WARNING = (
     "in conf/storage.yaml turns this warning into an error.")
 
 
-class ConfigError(ValueError):
-    """A config file or setting is wrong; the message names which."""
+# ---------------------------------------------------------------------------- objects.yaml
+
+#: A dBm value a sensor's RSSI can take (SPEC §2).
+Rssi = Annotated[Int, between(RSSI_MIN, RSSI_MAX, "dBm")]
+
+
+def _sensor_id(v):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = str(v)  # `id: 17` is sensor "17", as the probe files spell it
+    if isinstance(v, str):
+        v = v.strip()
+        if not v:
+            raise ValueError("empty sensor id")
+    return v
+
+
+class SensorEntry(ConfigModel):
+    """A sensor of a zone; its own ``visitor_rssi_threshold`` overrides pipeline.yaml's."""
+
+    id: Annotated[str, BeforeValidator(_sensor_id)]
+    visitor_rssi_threshold: Rssi | None = None
+
+
+class ZoneEntry(ConfigModel):
+    """A zone of a floor, and its sensors."""
+
+    id: Int
+    name: str = ""
+    sensors: Annotated[tuple[SensorEntry, ...], NullAsEmptyList] = ()
+
+
+class FloorEntry(ConfigModel):
+    """A floor of a mall, and its zones."""
+
+    id: Int
+    name: str = ""
+    zones: Annotated[tuple[ZoneEntry, ...], NullAsEmptyList] = ()
+
+
+class MallEntry(ConfigModel):
+    """A mall: its IANA time zone (its floors and zones share it), and its floors."""
+
+    id: Int
+    name: str = ""
+    timezone: TimeZone
+    floors: Annotated[tuple[FloorEntry, ...], NullAsEmptyList] = ()
 
 
 @dataclass(frozen=True)
 class Sensor:
+    """A sensor and the zone it belongs to (exactly one)."""
+
     id: str
     zone_id: int
-    visitor_rssi_threshold: int | None = None
+    visitor_rssi_threshold: int | None
 
 
 @dataclass(frozen=True)
@@ -72,33 +104,123 @@ class Obj:
 
 @dataclass(frozen=True)
 class Mall:
+    """A mall and its time zone."""
+
     id: int
     name: str
     timezone: str
 
 
-@dataclass(frozen=True)
-class Settings:
-    session_gap_minutes: float
-    visitor_rssi_threshold: int
-    employee_window_days: int
-    employee_min_days: int
-    employee_min_daily_minutes: float
-    randomized_macs: str
-    max_lateness_days: int
+class ObjectsFile(ConfigModel):
+    """objects.yaml: the mall → floor → zone tree. Object ids are unique across the
+    tree, and a sensor belongs to one zone."""
+
+    malls: Annotated[tuple[MallEntry, ...], Field(min_length=1)]
+
+    def walk(self) -> Iterator[tuple[str, Obj, MallEntry | FloorEntry | ZoneEntry]]:
+        """(key path, object, its entry) of every object, malls first, depth first."""
+        for mi, m in enumerate(self.malls):
+            yield f"malls[{mi}]", Obj(m.id, "mall", m.name, m.id, None), m
+            for fi, f in enumerate(m.floors):
+                where_f = f"malls[{mi}].floors[{fi}]"
+                yield where_f, Obj(f.id, "floor", f.name, m.id, m.id), f
+                for zi, z in enumerate(f.zones):
+                    yield f"{where_f}.zones[{zi}]", Obj(z.id, "zone", z.name, m.id, f.id), z
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ObjectsFile":
+        seen_ids: dict[int, str] = {}
+        seen_sensors: dict[str, str] = {}
+        for where, obj, entry in self.walk():
+            if obj.id in seen_ids:
+                raise ValueError(f"duplicate object id {obj.id} ({seen_ids[obj.id]} and {where})")
+            seen_ids[obj.id] = where
+            for si, s in enumerate(getattr(entry, "sensors", ())):
+                where_s = f"{where}.sensors[{si}]"
+                if s.id in seen_sensors:
+                    raise ValueError(f"sensor {s.id!r} is in two zones ({seen_sensors[s.id]} and {where_s})")
+                seen_sensors[s.id] = where_s
+        return self
+
+    def flatten(self) -> tuple[tuple[Mall, ...], tuple[Obj, ...], tuple[Sensor, ...]]:
+        """The malls, every object and every sensor, in file order."""
+        objects = tuple(obj for _, obj, _ in self.walk())
+        malls = tuple(Mall(m.id, m.name, m.timezone) for m in self.malls)
+        sensors = tuple(Sensor(s.id, obj.id, s.visitor_rssi_threshold)
+                        for _, obj, entry in self.walk() for s in getattr(entry, "sensors", ()))
+        return malls, objects, sensors
+
+
+# ---------------------------------------------------------------------------- pipeline.yaml
+
+def _positive(v: float) -> float:
+    if v <= 0:
+        raise ValueError(f"expected a positive number, got {v!r}")
+    return v
+
+
+def _minutes_of_a_day(v: float) -> float:
+    if not 0 < v <= 1440:
+        raise ValueError(f"expected a number in (0, 1440], got {v!r}")
+    return v
+
+
+class Settings(ConfigModel):
+    """pipeline.yaml: the pipeline's settings; every key is optional, and the defaults
+    are SPEC §1's."""
+
+    session_gap_minutes: Annotated[Number, AfterValidator(_positive)] = 15.0
+    visitor_rssi_threshold: Rssi = -70
+    employee_window_days: Annotated[Int, at_least(1)] = 14
+    employee_min_days: Int = 5
+    employee_min_daily_minutes: Annotated[Number, AfterValidator(_minutes_of_a_day)] = 240.0
+    randomized_macs: Literal["exclude", "include"] = "exclude"
+    max_lateness_days: Annotated[Int, at_least(0)] = 31
+
+    @model_validator(mode="after")
+    def _min_days_fit_the_window(self) -> "Settings":
+        if not 1 <= self.employee_min_days <= self.employee_window_days:
+            raise ValueError(f"employee_min_days: must be between 1 and employee_window_days "
+                             f"({self.employee_window_days}), got {self.employee_min_days}")
+        return self
+
+
+# ---------------------------------------------------------------------------- storage.yaml
+
+class SparkSection(ConfigModel):
+    """storage.yaml ``spark``: how the jobs start Spark."""
+
+    master: str = "local[*]"
+    app_name: str = "footfall"
+    conf: SparkConf = {}
+
+
+class StorageFile(ConfigModel):
+    """storage.yaml: where data lives (relative paths: against the folder holding conf/)
+    and how Spark runs."""
+
+    landing: Location = "data/landing"
+    lakehouse: Location = "data/lakehouse"
+    #: A run without FOOTFALL_HMAC_KEY fails instead of falling back to the development
+    #: key (set it in production).
+    require_hmac_key: Bool = False
+    spark: Annotated[SparkSection, NullAsEmptyMapping] = Field(default_factory=SparkSection)
 
 
 @dataclass(frozen=True)
 class Storage:
+    """The storage settings a run uses: storage.yaml's, paths resolved, and the command
+    line's overrides (:meth:`Config.with_storage`)."""
+
     landing: str
     lakehouse: str
     spark_master: str
     spark_app_name: str
-    spark_conf: dict[str, str] = field(default_factory=dict)
-    #: storage.yaml ``require_hmac_key``: a run without FOOTFALL_HMAC_KEY fails
-    #: instead of falling back to the development key (set it in production).
-    require_hmac_key: bool = False
+    spark_conf: dict[str, str]
+    require_hmac_key: bool
 
+
+# ---------------------------------------------------------------------------- the folder
 
 @dataclass(frozen=True)
 class Config:
@@ -140,176 +262,11 @@ class Config:
         st = self.storage
         st = dataclasses.replace(
             st,
-            landing=_resolve(landing, os.getcwd()) if landing else st.landing,
-            lakehouse=_resolve(lakehouse, os.getcwd()) if lakehouse else st.lakehouse,
+            landing=resolve_path(landing, os.getcwd()) if landing else st.landing,
+            lakehouse=resolve_path(lakehouse, os.getcwd()) if lakehouse else st.lakehouse,
             spark_master=master or st.spark_master,
         )
         return dataclasses.replace(self, storage=st)
-
-
-def _read_yaml(path: Path, required: bool) -> dict:
-    if not path.exists():
-        if required:
-            raise ConfigError(f"{path}: file not found")
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    return value
-
-
-def _threshold(value: Any, where: str) -> int:
-    v = _int(value, where)
-    if not RSSI_MIN <= v <= RSSI_MAX:
-        raise ConfigError(f"{where}: {v} is out of range [{RSSI_MIN}, {RSSI_MAX}] dBm")
-    return v
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in path
-
-
-def _resolve(path: str, base: str) -> str:
-    if _is_uri(path) or os.path.isabs(path):
-        return path
-    return os.path.normpath(os.path.join(base, path))
-
-
-def load_settings(path: Path) -> Settings:
-    """Read pipeline.yaml (missing keys take SPEC's defaults) and check each value."""
-    raw = _read_yaml(path, required=False)
-    # SPEC §1: "more keys may be added" — keys other jobs read (e.g. the Airflow
-    # data-quality thresholds) are passed over here, not rejected.
-    v = {**PIPELINE_DEFAULTS, **{k: raw[k] for k in raw if k in PIPELINE_DEFAULTS}}
-    where = lambda k: f"{path}: {k}"  # noqa: E731
-    gap = v["session_gap_minutes"]
-    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap <= 0:
-        raise ConfigError(f"{where('session_gap_minutes')}: expected a positive number, got {gap!r}")
-    window = _int(v["employee_window_days"], where("employee_window_days"))
-    if window < 1:
-        raise ConfigError(f"{where('employee_window_days')}: must be at least 1, got {window}")
-    min_days = _int(v["employee_min_days"], where("employee_min_days"))
-    if not 1 <= min_days <= window:
-        raise ConfigError(f"{where('employee_min_days')}: must be between 1 and "
-                          f"employee_window_days ({window}), got {min_days}")
-    minutes = v["employee_min_daily_minutes"]
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= 1440:
-        raise ConfigError(f"{where('employee_min_daily_minutes')}: expected a number in (0, 1440], got {minutes!r}")
-    if v["randomized_macs"] not in ("exclude", "include"):
-        raise ConfigError(f"{where('randomized_macs')}: expected 'exclude' or 'include', got {v['randomized_macs']!r}")
-    lateness = _int(v["max_lateness_days"], where("max_lateness_days"))
-    if lateness < 0:
-        raise ConfigError(f"{where('max_lateness_days')}: must be >= 0, got {lateness}")
-    return Settings(
-        session_gap_minutes=gap,
-        visitor_rssi_threshold=_threshold(v["visitor_rssi_threshold"], where("visitor_rssi_threshold")),
-        employee_window_days=window,
-        employee_min_days=min_days,
-        employee_min_daily_minutes=minutes,
-        randomized_macs=v["randomized_macs"],
-        max_lateness_days=lateness,
-    )
-
-
-def load_objects(path: Path) -> tuple[tuple[Mall, ...], tuple[Obj, ...], tuple[Sensor, ...]]:
-    """Read objects.yaml: the mall → floor → zone tree and each zone's sensors."""
-    raw = _read_yaml(path, required=True)
-    malls_raw = raw.get("malls")
-    if not isinstance(malls_raw, list) or not malls_raw:
-        raise ConfigError(f"{path}: 'malls' must be a non-empty list")
-    malls: list[Mall] = []
-    objects: list[Obj] = []
-    sensors: list[Sensor] = []
-    seen_ids: dict[int, str] = {}
-    seen_sensors: dict[str, str] = {}
-
-    def take_id(node: Any, kind: str, where: str) -> int:
-        if not isinstance(node, dict):
-            raise ConfigError(f"{path}: {where}: expected a mapping")
-        if "id" not in node:
-            raise ConfigError(f"{path}: {where}: {kind} has no 'id'")
-        oid = _int(node["id"], f"{path}: {where}.id")
-        if oid in seen_ids:
-            raise ConfigError(f"{path}: duplicate object id {oid} ({seen_ids[oid]} and {where})")
-        seen_ids[oid] = where
-        return oid
-
-    def name_of(node: dict, where: str) -> str:
-        name = node.get("name", "")
-        if not isinstance(name, str):
-            raise ConfigError(f"{path}: {where}.name: expected text, got {name!r}")
-        return name
-
-    for mi, m in enumerate(malls_raw):
-        where_m = f"malls[{mi}]"
-        mall_id = take_id(m, "mall", where_m)
-        tz = m.get("timezone")
-        if not isinstance(tz, str) or not tz:
-            raise ConfigError(f"{path}: {where_m} (mall {mall_id}): 'timezone' is required")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ConfigError(f"{path}: {where_m} (mall {mall_id}): unknown time zone {tz!r}") from exc
-        malls.append(Mall(mall_id, name_of(m, where_m), tz))
-        objects.append(Obj(mall_id, "mall", name_of(m, where_m), mall_id, None))
-        for fi, f in enumerate(m.get("floors") or []):
-            where_f = f"{where_m}.floors[{fi}]"
-            floor_id = take_id(f, "floor", where_f)
-            objects.append(Obj(floor_id, "floor", name_of(f, where_f), mall_id, mall_id))
-            for zi, z in enumerate(f.get("zones") or []):
-                where_z = f"{where_f}.zones[{zi}]"
-                zone_id = take_id(z, "zone", where_z)
-                objects.append(Obj(zone_id, "zone", name_of(z, where_z), mall_id, floor_id))
-                for si, s in enumerate(z.get("sensors") or []):
-                    where_s = f"{where_z}.sensors[{si}]"
-                    if not isinstance(s, dict) or "id" not in s:
-                        raise ConfigError(f"{path}: {where_s}: a sensor needs an 'id'")
-                    sid = str(s["id"]).strip()
-                    if not sid:
-                        raise ConfigError(f"{path}: {where_s}: empty sensor id")
-                    if sid in seen_sensors:
-                        raise ConfigError(f"{path}: sensor {sid!r} is in two zones "
-                                          f"({seen_sensors[sid]} and {where_s})")
-                    seen_sensors[sid] = where_s
-                    thr = s.get("visitor_rssi_threshold")
-                    if thr is not None:
-                        thr = _threshold(thr, f"{path}: {where_s}.visitor_rssi_threshold")
-                    sensors.append(Sensor(sid, zone_id, thr))
-    return tuple(malls), tuple(objects), tuple(sensors)
-
-
-def load_storage(path: Path, base: str) -> Storage:
-    """Read storage.yaml: landing and lakehouse locations and Spark settings."""
-    raw = _read_yaml(path, required=False)
-    spark = {**STORAGE_DEFAULTS["spark"], **(raw.get("spark") or {})}
-    conf = spark.get("conf") or {}
-    if not isinstance(conf, dict):
-        raise ConfigError(f"{path}: spark.conf must be a mapping")
-    landing = raw.get("landing", STORAGE_DEFAULTS["landing"])
-    lakehouse = raw.get("lakehouse", STORAGE_DEFAULTS["lakehouse"])
-    for key, value in (("landing", landing), ("lakehouse", lakehouse)):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{path}: {key}: expected a path or URI")
-    require = raw.get("require_hmac_key", STORAGE_DEFAULTS["require_hmac_key"])
-    if not isinstance(require, bool):
-        raise ConfigError(f"{path}: require_hmac_key: expected true or false, got {require!r}")
-    return Storage(
-        landing=_resolve(landing, base),
-        lakehouse=_resolve(lakehouse, base),
-        spark_master=str(spark["master"]),
-        spark_app_name=str(spark.get("app_name", "footfall")),
-        spark_conf={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
-        require_hmac_key=require,
-    )
 
 
 def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
@@ -318,9 +275,13 @@ def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
     d = Path(conf_dir).resolve()
     if not d.is_dir():
         raise ConfigError(f"config folder {d} does not exist")
-    malls, objects, sensors = load_objects(d / "objects.yaml")
-    settings = load_settings(d / "pipeline.yaml")
-    storage = load_storage(d / "storage.yaml", base=str(d.parent))
+    malls, objects, sensors = load_model(d / "objects.yaml", ObjectsFile, required=True).flatten()
+    settings = load_model(d / "pipeline.yaml", Settings)
+    st = load_model(d / "storage.yaml", StorageFile)
+    base = d.parent  # storage.yaml's relative paths are the project's, not conf/'s
+    storage = Storage(landing=resolve_path(st.landing, base), lakehouse=resolve_path(st.lakehouse, base),
+                      spark_master=st.spark.master, spark_app_name=st.spark.app_name,
+                      spark_conf=dict(st.spark.conf), require_hmac_key=st.require_hmac_key)
     return Config(str(d), malls, objects, sensors, settings, storage)
 
 

@@ -1,6 +1,9 @@
 """The jobs' entry point for ``spark-submit`` (which cannot run ``python -m jobs``).
 
-    spark-submit --master URL [--conf …] jobs/entrypoint.py nightly --date D --conf DIR …
+    spark-submit --master URL [--conf …] <jobs package>/entrypoint.py nightly --date D --conf DIR …
+
+The driver's Python must have the project installed (``make setup``; the DAGs pass their
+own interpreter as ``PYSPARK_PYTHON``).
 
 Runs ``jobs.__main__.main(argv)`` with the same arguments as ``python -m jobs``. One
 difference: under spark-submit the master is spark-submit's ``--master`` (Airflow's
@@ -16,16 +19,12 @@ import os
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def _fix_path() -> None:
-    # Run as a script, sys.path[0] is jobs/ itself: make the project importable instead
-    # (and keep jobs/spark.py etc. from shadowing top-level modules).
+    # Run as a script, sys.path[0] is jobs/ itself: keep jobs/spark.py etc. from shadowing
+    # top-level modules (the installed `jobs` package is imported instead).
     here = str(Path(__file__).resolve().parent)
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
 
 
 def submit_master() -> str | None:

@@ -26,16 +26,15 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.tables import GROUP_DATETIME, PARTITIONS, SCHEMAS, SESSIONS, Lakehouse
+from jobs.spec import GOLD_SORT, GROUP_DATETIME, SESSIONS
+from jobs.tables import PARTITIONS, Lakehouse
 
 #: Delta's default ``delta.deletedFileRetentionDuration``: the shortest safe retention.
 SAFE_RETAIN_HOURS = 168
 ZORDER = {SESSIONS: ["object_id"]}
-GOLD_SORT = ["object_id", "bounce_threshold", "engagement_threshold", "bucket_start"]
 
 
 class MaintenanceError(ValueError):
@@ -57,10 +56,6 @@ class TableReport:
                 f"{self.files_vacuumed} removed by VACUUM ({self.seconds:.1f}s)")
 
 
-def _active_files(spark: SparkSession, path: str) -> int:
-    return int(DeltaTable.forPath(spark, path).detail().collect()[0].numFiles)
-
-
 def compact_gold(lake: Lakehouse) -> None:
     """Rewrite the gold partitions that hold more than one file as one sorted file each,
     in one commit."""
@@ -70,12 +65,7 @@ def compact_gold(lake: Lakehouse) -> None:
         return
     where = " OR ".join(f"(mall_id = {int(r.mall_id)} AND interval = '{r.interval}')"
                         for r in sorted(parts, key=lambda r: (r.mall_id, r.interval)))
-    (lake.read(GROUP_DATETIME).where(where)
-     # Partition columns first: the writer then keeps this order instead of re-sorting.
-     .repartition("mall_id", "interval").sortWithinPartitions("mall_id", "interval", *GOLD_SORT)
-     .select(*SCHEMAS[GROUP_DATETIME].fieldNames())
-     .write.format("delta").mode("overwrite").option("replaceWhere", where)
-     .option("dataChange", "false").option("optimizeWrite", "false").save(lake.path(GROUP_DATETIME)))
+    lake.rewrite_sorted(GROUP_DATETIME, where, GOLD_SORT)
 
 
 def maintain(spark: SparkSession, lake: Lakehouse, retain_hours: float = SAFE_RETAIN_HOURS,
@@ -102,26 +92,14 @@ def maintain(spark: SparkSession, lake: Lakehouse, retain_hours: float = SAFE_RE
             if not lake.exists(table):
                 continue
             t0 = time.perf_counter()
-            path = lake.path(table)
-            before = _active_files(spark, path)
+            before = lake.file_count(table)
             if table == GROUP_DATETIME:
                 compact_gold(lake)
-            elif table in ZORDER:
-                DeltaTable.forPath(spark, path).optimize().executeZOrderBy(*ZORDER[table])
             else:
-                DeltaTable.forPath(spark, path).optimize().executeCompaction()
-            after = _active_files(spark, path)
-            DeltaTable.forPath(spark, path).vacuum(retain_hours)
-            reports.append(TableReport(table, before, after, _vacuumed_files(spark, path),
-                                       time.perf_counter() - t0))
+                lake.optimize(table, zorder_by=ZORDER.get(table, ()))
+            after = lake.file_count(table)
+            vacuumed = lake.vacuum(table, retain_hours)
+            reports.append(TableReport(table, before, after, vacuumed, time.perf_counter() - t0))
     finally:
         spark.conf.set(check, previous)
     return reports
-
-
-def _vacuumed_files(spark: SparkSession, path: str) -> int:
-    """Files the last VACUUM removed, from the table's history."""
-    for row in DeltaTable.forPath(spark, path).history(5).collect():
-        if row.operation == "VACUUM END":
-            return int((row.operationMetrics or {}).get("numDeletedFiles", 0))
-    return 0

@@ -22,16 +22,15 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.spec import (COMEBACK_WINDOWS, EMPLOYEE, GROUP_DATETIME, GSH_INTERVALS, PASSER,
+from jobs.spec import (COMEBACK_WINDOWS, EMPLOYEE, GSH_INTERVALS, PASSER,
                        THRESHOLD_PAIRS, THRESHOLDS, USER_TYPES, VISITOR, visitor_class)
-from jobs.tables import SCHEMAS
 
 _BINS = len(THRESHOLDS) + 1  # k = 0 … 7
 _BITS = 1 + len(COMEBACK_WINDOWS)  # presence + one per window
 #: Visitor bin ranges [lo, hi), then the three whole-class slots, then an empty slot.
 SLOTS: tuple[tuple, ...] = (
-    tuple(("visitor", lo, hi) for lo in range(_BINS) for hi in range(lo + 1, _BINS + 1))
-    + (("employee",), ("passer",), ("all",), ("none",))
+    tuple((VISITOR, lo, hi) for lo in range(_BINS) for hi in range(lo + 1, _BINS + 1))
+    + ((EMPLOYEE,), (PASSER,), ("all",), ("none",))
 )
 
 
@@ -106,17 +105,17 @@ def client_masks(bucketed: DataFrame) -> DataFrame:
     byte = F.col("_byte")
     k = F.col("_k")
     aggs = [
-        F.bit_or(F.when(cls == "employee", byte).otherwise(0)).alias("e_bits"),
-        F.bit_or(F.when(cls == "passer", byte).otherwise(0)).alias("p_bits"),
-        F.bit_or(F.when(cls == "visitor", F.expr("shiftleft(cast(_byte AS BIGINT), _k * 8)"))
+        F.bit_or(F.when(cls == EMPLOYEE, byte).otherwise(0)).alias("e_bits"),
+        F.bit_or(F.when(cls == PASSER, byte).otherwise(0)).alias("p_bits"),
+        F.bit_or(F.when(cls == VISITOR, F.expr("shiftleft(cast(_byte AS BIGINT), _k * 8)"))
                  .otherwise(F.lit(0).cast("long"))).alias("v_bits"),
-        F.sum((cls == "employee").cast("long")).alias("e_n"),
-        F.sum(F.when(cls == "employee", F.col("duration_ms")).otherwise(0)).alias("e_ms"),
-        F.sum((cls == "passer").cast("long")).alias("p_n"),
-        F.sum(F.when(cls == "passer", F.col("duration_ms")).otherwise(0)).alias("p_ms"),
+        F.sum((cls == EMPLOYEE).cast("long")).alias("e_n"),
+        F.sum(F.when(cls == EMPLOYEE, F.col("duration_ms")).otherwise(0)).alias("e_ms"),
+        F.sum((cls == PASSER).cast("long")).alias("p_n"),
+        F.sum(F.when(cls == PASSER, F.col("duration_ms")).otherwise(0)).alias("p_ms"),
     ]
     for b in range(_BINS):
-        in_bin = (cls == "visitor") & (k == b)
+        in_bin = (cls == VISITOR) & (k == b)
         aggs.append(F.sum(in_bin.cast("long")).alias(f"v_n{b}"))
         aggs.append(F.sum(F.when(in_bin, F.col("duration_ms")).otherwise(0)).alias(f"v_ms{b}"))
     return (bucketed.withColumn("_k", _duration_bin(F.col("duration_ms")))
@@ -146,9 +145,9 @@ def bucket_slots(clients: DataFrame) -> DataFrame:
     for s, slot in enumerate(SLOTS):
         for bit in range(_BITS):
             col = f"c{s}_{bit}"
-            if slot[0] == "visitor":
+            if slot[0] == VISITOR:
                 cond = F.col("v_bits").bitwiseAND(F.lit(_visitor_mask(slot[1], slot[2], bit))) != 0
-            elif slot[0] in ("employee", "passer"):
+            elif slot[0] in (EMPLOYEE, PASSER):
                 cond = F.col(f"{slot[0][0]}_bits").bitwiseAND(1 << bit) != 0
             elif slot[0] == "all":
                 cond = ((F.col("e_bits").bitwiseOR(F.col("p_bits")).bitwiseAND(1 << bit) != 0)
@@ -161,9 +160,9 @@ def bucket_slots(clients: DataFrame) -> DataFrame:
         return reduce(lambda a, b: a + b, [F.col(f"v_{kind}{b}") for b in range(lo, hi)])
 
     for s, slot in enumerate(SLOTS):
-        if slot[0] == "visitor":
+        if slot[0] == VISITOR:
             n, ms = v_sum("n", slot[1], slot[2]), v_sum("ms", slot[1], slot[2])
-        elif slot[0] in ("employee", "passer"):
+        elif slot[0] in (EMPLOYEE, PASSER):
             n, ms = F.col(f"{slot[0][0]}_n"), F.col(f"{slot[0][0]}_ms")
         elif slot[0] == "all":
             n = F.col("e_n") + F.col("p_n") + v_sum("n", 0, _BINS)
@@ -219,8 +218,7 @@ def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> Data
                     "datetime", "bounce_threshold", "engagement_threshold", "user_type",
                     n.alias("count_session"), F.element_at("c", 1).alias("count_client"),
                     avg.cast("long").alias("avg_session_duration"),
-                    gsh.cast("double").alias("sum_session_duration"), *comebacks)
-            .select(*SCHEMAS[GROUP_DATETIME].fieldNames()))
+                    gsh.cast("double").alias("sum_session_duration"), *comebacks))
 
 
 def group_datetime(classified: DataFrame, malls: DataFrame) -> DataFrame:

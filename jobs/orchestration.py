@@ -11,45 +11,122 @@ import datetime as dt
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from jobs.config import ConfigError
+from jobs.configfile import (ConfigModel, LaxInt, LaxNumber, NullAsEmptyMapping, OptionalText,
+                             SparkConf, TimeZone, at_least, between, load_model, resolve_path)
 from jobs.paths import ENTRYPOINT, JAR_DIR, LOG_CONFIG, PROJECT_ROOT
 #: The config folder the DAGs run the jobs with (default: the project's conf/).
 CONF_ENV = "FOOTFALL_CONF"
 
+Share = Annotated[LaxNumber, between(0, 1)]
 
-@dataclass(frozen=True)
-class Quality:
-    max_quarantined_share: float = 0.05
-    max_session_drop: float = 0.5
-    min_baseline_sessions: int = 100
+
+def _clock(v: Any) -> Any:
+    if isinstance(v, dt.time):
+        return v
+    # YAML 1.1 reads an unquoted 3:00 as the number 180 (base 60): quotes keep the text.
+    if not isinstance(v, str) or not re.fullmatch(r"\d{1,2}:\d{2}", v):
+        raise ValueError(f"expected HH:MM (quoted), got {v!r}")
+    try:
+        return dt.time(*map(int, v.split(":")))
+    except ValueError:
+        raise ValueError(f"{v!r} is not a time of day") from None
+
+
+def _iso_date(v: Any) -> Any:
+    if isinstance(v, dt.date):  # YAML reads 2016-01-01 as a date already
+        return v
+    try:
+        return dt.date.fromisoformat(str(v))
+    except ValueError:
+        raise ValueError(f"expected YYYY-MM-DD, got {v!r}") from None
+
+
+def _cron(v: str) -> str:
+    if len(v.split()) != 5:
+        raise ValueError(f"expected a cron expression (5 fields), got {v!r}")
+    return v
+
+
+def _optional(v: Any) -> Any:
+    return v or None  # `pool: ""` as `pool: null`: none
+
+
+class Schedule(ConfigModel):
+    """airflow.yaml ``schedule``: footfall_nightly runs daily at ``time`` in ``timezone``."""
+
+    time: Annotated[dt.time, BeforeValidator(_clock)] = dt.time(3, 0)
+    timezone: TimeZone = "Europe/Moscow"
+
+
+class Quality(ConfigModel):
+    """airflow.yaml ``quality``: when the data-quality task fails a nightly run."""
+
+    max_quarantined_share: Share = 0.05
+    max_session_drop: Share = 0.5
+    min_baseline_sessions: Annotated[LaxInt, at_least(0)] = 100
+
+
+class SparkSubmit(ConfigModel):
+    """airflow.yaml ``spark``: the spark-submit settings of the Spark tasks."""
+
+    conn_id: str = "spark_default"
+    driver_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "6g"
+    executor_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "2g"
+    conf: SparkConf = {}
+
+
+class Maintenance(ConfigModel):
+    """airflow.yaml ``maintenance``: when footfall_maintenance runs, what VACUUM keeps."""
+
+    schedule: Annotated[str, AfterValidator(_cron)] = "0 5 * * 0"
+    # The job refuses less than 168 h itself; here only the type is checked.
+    retain_hours: Annotated[LaxNumber, at_least(0)] = 168.0
+
+
+class AirflowFile(ConfigModel):
+    """conf/airflow.yaml; every key is optional (these are the defaults)."""
+
+    schedule: Annotated[Schedule, NullAsEmptyMapping] = Field(default_factory=Schedule)
+    start_date: Annotated[dt.date, BeforeValidator(_iso_date)] = dt.date(2016, 1, 1)
+    quality: Annotated[Quality, NullAsEmptyMapping] = Field(default_factory=Quality)
+    retries: Annotated[LaxInt, at_least(0)] = 2
+    retry_delay_minutes: Annotated[LaxNumber, at_least(0)] = 5.0
+    max_retry_delay_minutes: Annotated[LaxNumber, at_least(0)] = 60.0
+    execution_timeout_minutes: Annotated[LaxNumber, at_least(1)] = 240.0
+    pool: Annotated[OptionalText, BeforeValidator(_optional)] = "footfall_lakehouse"
+    spark: Annotated[SparkSubmit, NullAsEmptyMapping] = Field(default_factory=SparkSubmit)
+    runs: str = "data/runs"
+    maintenance: Annotated[Maintenance, NullAsEmptyMapping] = Field(default_factory=Maintenance)
 
 
 @dataclass(frozen=True)
 class AirflowSettings:
+    """conf/airflow.yaml as the DAGs use it: durations as timedeltas, paths resolved."""
+
     conf_dir: str
-    schedule_time: dt.time = dt.time(3, 0)
-    timezone: str = "Europe/Moscow"
-    start_date: dt.date = dt.date(2016, 1, 1)
-    quality: Quality = field(default_factory=Quality)
-    retries: int = 2
-    retry_delay: dt.timedelta = dt.timedelta(minutes=5)
-    max_retry_delay: dt.timedelta = dt.timedelta(minutes=60)
-    execution_timeout: dt.timedelta = dt.timedelta(minutes=240)
-    pool: str | None = "footfall_lakehouse"
-    conn_id: str = "spark_default"
-    driver_memory: str | None = "6g"
-    executor_memory: str | None = "2g"
-    spark_conf: dict[str, str] = field(default_factory=dict)
-    runs_dir: str = str(PROJECT_ROOT / "data" / "runs")
-    maintenance_cron: str = "0 5 * * 0"
-    maintenance_retain_hours: float = 168
+    schedule_time: dt.time
+    timezone: str
+    start_date: dt.date
+    quality: Quality
+    retries: int
+    retry_delay: dt.timedelta
+    max_retry_delay: dt.timedelta
+    execution_timeout: dt.timedelta
+    pool: str | None
+    conn_id: str
+    driver_memory: str | None
+    executor_memory: str | None
+    spark_conf: dict[str, str]
+    runs_dir: str
+    maintenance_cron: str
+    maintenance_retain_hours: float
 
     @property
     def cron(self) -> str:
@@ -77,87 +154,29 @@ def conf_dir() -> str:
     return str(Path(os.environ.get(CONF_ENV) or PROJECT_ROOT / "conf").resolve())
 
 
-def _number(raw: dict, key: str, default, kind, where: str, lo=None, hi=None):
-    value = raw.get(key, default)
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {key}: expected a {kind.__name__}, got {value!r}") from None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{where}: {key}: {value} is out of range [{lo}, {hi}]")
-    return value
-
-
 def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSettings:
     """Read and validate ``<conf>/airflow.yaml`` (optional; defaults apply)."""
     d = Path(folder or conf_dir()).resolve()
-    path = d / "airflow.yaml"
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-    where = str(path)
-    sched = raw.get("schedule") or {}
-    text = str(sched.get("time", "03:00"))
-    if not re.fullmatch(r"\d{1,2}:\d{2}", text):
-        raise ConfigError(f"{where}: schedule.time: expected HH:MM, got {text!r}")
-    try:
-        at = dt.time(*map(int, text.split(":")))
-    except ValueError:
-        raise ConfigError(f"{where}: schedule.time: {text!r} is not a time of day") from None
-    tz = str(sched.get("timezone", "Europe/Moscow"))
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: schedule.timezone: unknown time zone {tz!r}") from None
-    start = raw.get("start_date", dt.date(2016, 1, 1))
-    try:
-        start = start if isinstance(start, dt.date) else dt.date.fromisoformat(str(start))
-    except ValueError:
-        raise ConfigError(f"{where}: start_date: expected YYYY-MM-DD, got {start!r}") from None
-    q = raw.get("quality") or {}
-    quality = Quality(
-        _number(q, "max_quarantined_share", 0.05, float, f"{where}: quality", 0, 1),
-        _number(q, "max_session_drop", 0.5, float, f"{where}: quality", 0, 1),
-        _number(q, "min_baseline_sessions", 100, int, f"{where}: quality", 0),
-    )
-    spark = raw.get("spark") or {}
-    extra = spark.get("conf") or {}
-    if not isinstance(extra, dict):
-        raise ConfigError(f"{where}: spark.conf must be a mapping")
-    runs = str(raw.get("runs", "data/runs"))
-    maint = raw.get("maintenance") or {}
-    cron = str(maint.get("schedule", "0 5 * * 0"))
-    if len(cron.split()) != 5:
-        raise ConfigError(f"{where}: maintenance.schedule: expected a cron expression "
-                          f"(5 fields), got {cron!r}")
+    f = load_model(d / "airflow.yaml", AirflowFile)
     return AirflowSettings(
         conf_dir=str(d),
-        schedule_time=at,
-        timezone=tz,
-        start_date=start,
-        quality=quality,
-        retries=_number(raw, "retries", 2, int, where, 0),
-        retry_delay=dt.timedelta(minutes=_number(raw, "retry_delay_minutes", 5, float, where, 0)),
-        max_retry_delay=dt.timedelta(minutes=_number(raw, "max_retry_delay_minutes", 60, float, where, 0)),
-        execution_timeout=dt.timedelta(
-            minutes=_number(raw, "execution_timeout_minutes", 240, float, where, 1)),
-        pool=raw.get("pool", "footfall_lakehouse") or None,
-        conn_id=str(spark.get("conn_id", "spark_default")),
-        driver_memory=spark.get("driver_memory", "6g") or None,
-        executor_memory=spark.get("executor_memory", "2g") or None,
-        spark_conf={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in extra.items()},
+        schedule_time=f.schedule.time,
+        timezone=f.schedule.timezone,
+        start_date=f.start_date,
+        quality=f.quality,
+        retries=f.retries,
+        retry_delay=dt.timedelta(minutes=f.retry_delay_minutes),
+        max_retry_delay=dt.timedelta(minutes=f.max_retry_delay_minutes),
+        execution_timeout=dt.timedelta(minutes=f.execution_timeout_minutes),
+        pool=f.pool,
+        conn_id=f.spark.conn_id,
+        driver_memory=f.spark.driver_memory,
+        executor_memory=f.spark.executor_memory,
+        spark_conf=dict(f.spark.conf),
         # Relative to the folder holding conf/, as storage.yaml's paths are.
-        runs_dir=runs if "://" in runs or os.path.isabs(runs) else str(d.parent / runs),
-        maintenance_cron=cron,
-        # The job refuses less than 168 h itself; here only the type is checked.
-        maintenance_retain_hours=_number(maint, "retain_hours", 168, float, f"{where}: maintenance", 0),
+        runs_dir=resolve_path(f.runs, d.parent),
+        maintenance_cron=f.maintenance.schedule,
+        maintenance_retain_hours=f.maintenance.retain_hours,
     )
 
 

@@ -3,7 +3,8 @@
 :func:`check` is a pure function of the run's summary and the sessions per mall on the
 run's date D and on D-7 (the same weekday a week earlier); it returns the problems, each
 a sentence that says why. :func:`mall_sessions` reads those counts from
-``silver/sessions`` with delta-rs (no Spark: the check runs in the Airflow worker).
+``silver/sessions`` with delta-rs, not through :mod:`jobs.tables`: the check runs in the
+Airflow worker, which starts no Spark.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 from typing import Any, Mapping
 
 from jobs.orchestration import Quality
+from jobs.spec import SESSIONS
 
 WHERE = "conf/airflow.yaml"
 
@@ -61,7 +63,7 @@ def mall_sessions(lakehouse: str, dates: list[dt.date]) -> dict[dt.date, dict[in
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    path = f"{lakehouse.rstrip('/')}/silver/sessions"
+    path = f"{lakehouse.rstrip('/')}/{SESSIONS}"
     out: dict[dt.date, dict[int, int]] = {d: {} for d in dates}
     try:
         DeltaTable(path)

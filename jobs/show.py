@@ -6,8 +6,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.config import Config
-from jobs.tables import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES,
-                         PENDING_DATES, QUARANTINE, SESSIONS, Lakehouse)
+from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES,
+                       PENDING_DATES, QUARANTINE, SESSIONS)
+from jobs.tables import Lakehouse
 
 
 def render(spark: SparkSession, cfg: Config) -> str:

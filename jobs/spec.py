@@ -1,21 +1,9 @@
 """The contract's vocabulary (SPEC), in one Spark-free module that every package imports.
 
 Thresholds, user types, intervals, comeback windows, quarantine reasons, table paths,
-gold's order and the input ranges are written here once. The rules that use them live
-in one module each (docs/metrics.md has the whole map):
-
-==========================================  =============================================
-rule                                        home
-==========================================  =============================================
-input validation, reasons (§2)              :mod:`jobs.ingest` (``validate``)
-session gap, local midnight (§3)            :func:`jobs.sessions.sessionize`
-employee status (§4)                        :func:`jobs.classify.employee_days`
-bounced / half engaged / engaged (§4)       :func:`visitor_class` below
-comeback (§5)                               :func:`jobs.classify.comeback_mask`
-buckets and labels (§6)                     :func:`jobs.metrics.add_buckets`, ``bucket_label``
-metrics and rounding (§7)                   :func:`jobs.metrics.gold_rows`
-what a run recomputes (§9)                  :mod:`jobs.scope`
-==========================================  =============================================
+gold's order and the input ranges are written here once; the rules that use them live
+in one module each (the README's table "Where each rule lives"). One rule is written
+here, as plain Python: the split of visitor sessions by duration (:func:`visitor_class`).
 
 Pipeline settings and their defaults (``session_gap_minutes`` …) are the config's:
 :class:`jobs.config.Settings`.

@@ -18,8 +18,7 @@ run owns (``replaceWhere``), so re-running a run changes nothing.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -153,18 +152,28 @@ class Lakehouse:
             return self.spark.createDataFrame([], SCHEMAS[table])
         return self.spark.read.format("delta").load(self.path(table))
 
-    def replace(self, table: str, df: DataFrame, predicate: str, optimize_write: bool = True) -> None:
+    def replace(self, table: str, df: DataFrame, predicate: str,
+                sorted_by: Sequence[str] | None = None) -> None:
         """Atomically replace the rows matching ``predicate`` with ``df``.
 
         Every row of ``df`` must match ``predicate`` (Delta checks it). An empty
         ``df`` deletes the matching rows; rows outside the predicate are untouched.
-        ``optimize_write=False`` keeps ``df``'s own partitioning and sort order.
+        ``sorted_by``: write one file per partition, sorted by these columns (gold's
+        layout, :data:`jobs.spec.GOLD_SORT`) instead of Delta's optimized write.
         """
         self.ensure(table)
+        if sorted_by is not None:
+            df = self._one_sorted_file_per_partition(table, df, sorted_by)
         (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("overwrite")
-         .option("replaceWhere", predicate).option("optimizeWrite", str(optimize_write).lower())
+         .option("replaceWhere", predicate).option("optimizeWrite", str(sorted_by is None).lower())
          .option("mergeSchema", "true")
          .save(self.path(table)))
+
+    @staticmethod
+    def _one_sorted_file_per_partition(table: str, df: DataFrame, sort: Sequence[str]) -> DataFrame:
+        parts = PARTITIONS[table]
+        # Partition columns first: the writer then keeps this order instead of re-sorting.
+        return df.repartition(*parts).sortWithinPartitions(*parts, *sort)
 
     def merge(self, table: str, source: DataFrame, keys: Sequence[str], *,
               prune: str | None = None, update_when: str | None = None,
@@ -204,30 +213,40 @@ class Lakehouse:
         if self.exists(table):
             DeltaTable.forPath(self.spark, self.path(table)).delete(predicate)
 
+    # -- what a write did, and upkeep (jobs.maintenance) --------------------------------
 
-def sql_date(d: dt.date) -> str:
-    return f"DATE'{d.isoformat()}'"
+    def last_metric(self, table: str, name: str) -> int:
+        """An operation metric of the table's latest commit, e.g. ``numOutputRows``."""
+        row = DeltaTable.forPath(self.spark, self.path(table)).history(1).collect()[0]
+        return int((row.operationMetrics or {}).get(name, 0))
 
+    def file_count(self, table: str) -> int:
+        """How many data files the table's current version has."""
+        return int(DeltaTable.forPath(self.spark, self.path(table)).detail().collect()[0].numFiles)
 
-def date_ranges_predicate(ranges: Mapping[int, Iterable[tuple[dt.date, dt.date]]],
-                          date_col: str) -> str:
-    """``(mall_id = m AND date_col >= a AND date_col <= b) OR …`` for each mall's
-    ranges; ``false`` when there is none (a replace that owns nothing)."""
-    parts = []
-    for mall_id in sorted(ranges):
-        for lo, hi in sorted(ranges[mall_id]):
-            # Not BETWEEN: Delta's replaceWhere cannot resolve it (INTERNAL_ERROR).
-            parts.append(f"(mall_id = {int(mall_id)} AND {date_col} >= {sql_date(lo)}"
-                         f" AND {date_col} <= {sql_date(hi)})")
-    return " OR ".join(parts) if parts else "false"
+    def rewrite_sorted(self, table: str, predicate: str, sort: Sequence[str]) -> None:
+        """Rewrite the rows matching ``predicate`` as one file per partition, sorted by
+        the partition columns then ``sort``; a ``dataChange=false`` commit, as Delta's
+        own compaction is (readers see the same rows)."""
+        (self._one_sorted_file_per_partition(table, self.read(table).where(predicate), sort)
+         .select(*SCHEMAS[table].fieldNames())
+         .write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+         .option("dataChange", "false").option("optimizeWrite", "false").save(self.path(table)))
 
-
-def to_ranges(dates: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """Collapse dates into sorted, maximal runs of consecutive days."""
-    out: list[tuple[dt.date, dt.date]] = []
-    for d in sorted(set(dates)):
-        if out and d - out[-1][1] <= dt.timedelta(days=1):
-            out[-1] = (out[-1][0], max(out[-1][1], d))
+    def optimize(self, table: str, zorder_by: Sequence[str] = ()) -> None:
+        """Compact small files (``OPTIMIZE``), Z-ordered by ``zorder_by`` when given."""
+        opt = DeltaTable.forPath(self.spark, self.path(table)).optimize()
+        if zorder_by:
+            opt.executeZOrderBy(*zorder_by)
         else:
-            out.append((d, d))
-    return out
+            opt.executeCompaction()
+
+    def vacuum(self, table: str, retain_hours: float) -> int:
+        """``VACUUM`` files no version of the last ``retain_hours`` references; how many
+        it removed (from the table's history: VACUUM logging must be on)."""
+        dt_ = DeltaTable.forPath(self.spark, self.path(table))
+        dt_.vacuum(retain_hours)
+        for row in dt_.history(5).collect():
+            if row.operation == "VACUUM END":
+                return int((row.operationMetrics or {}).get("numDeletedFiles", 0))
+        return 0

@@ -1,4 +1,5 @@
-"""Command line: ``python -m reports serve | token create | group-datetime | export``.
+"""Command line: ``footfall reports serve | token create | group-datetime | export`` (also
+``python -m reports …``).
 
 Thin: parse the arguments, load the config, call reports.api / tokens / query / exports.
 Exit codes: 0 done, 1 a run-time failure (gold unreadable, an export failed), 2 a bad
@@ -27,7 +28,7 @@ def _storage(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reports", description="Footfall reports: API, CLI, exports.")
+    p = argparse.ArgumentParser(prog="footfall reports", description="Footfall reports: API, CLI, exports.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="serve the report API with uvicorn")

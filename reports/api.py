@@ -31,12 +31,12 @@ from reports.tokens import TOKENS_FILE, TokenStore, digest
 #: Uvicorn's error log: what the server prints at start (and where tracebacks go).
 log = logging.getLogger("uvicorn.error")
 
-#: The development token of the demo world (README, "Report API"). Never in production.
+#: The development token of the demo world (docs/api.md). Never in production.
 DEV_TOKEN = "footfall-dev-token"
 #: Environment variables read by :func:`app_from_env` (``python -m reports serve``).
 ENV_CONF, ENV_LAKEHOUSE, ENV_REFRESH = "FOOTFALL_CONF", "FOOTFALL_LAKEHOUSE", "FOOTFALL_REFRESH_SECONDS"
 
-#: Error codes per HTTP status, for the OpenAPI document and the README.
+#: Error codes per HTTP status, for the OpenAPI document and docs/api.md.
 ERROR_CODES = {
     400: {
         "missing_parameter": "a required parameter (from, to, objects, interval) is absent",

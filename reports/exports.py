@@ -12,15 +12,17 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import io
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Any, Callable, ClassVar
 
-import yaml
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from jobs.config import Config, ConfigError, Obj
+from jobs.configfile import (ConfigModel, Int, Location, NullAsEmptyList, OptionalText, ScalarText,
+                             load_model, resolve_path)
+from jobs.spec import REPORT_DEFAULTS
 from reports.files import write_atomically
 from reports.params import ReportError, ReportRequest, parse, resolve_objects
 from reports.query import METRICS, Gold, Report, report
@@ -107,22 +109,67 @@ def is_due(when: str, date: dt.date) -> bool:
 
 # ---------------------------------------------------------------------------- exports.yaml
 
-@dataclass(frozen=True)
-class Export:
-    """One export of exports.yaml, checked."""
+def _as_list(v: Any) -> Any:
+    return [v] if isinstance(v, (int, str)) else v  # `objects: 215`, `formats: csv`
+
+
+#: A day on which every range and its report can be checked: a leap day, a month end.
+_CHECK_DATE = dt.date(2016, 2, 29)
+
+
+class Export(ConfigModel):
+    """One export of exports.yaml, checked; with a Config in the validation context, its
+    report too (object ids, one object type), as an export that cannot run should fail
+    when it is configured. ``output`` None: the file's top-level ``output``."""
+
+    entry_label: ClassVar[str] = "name"
 
     name: str
-    objects: tuple[int, ...]
-    interval: str
+    title: OptionalText = None
+    objects: Annotated[tuple[Int, ...], BeforeValidator(_as_list), Field(min_length=1)]
+    interval: ScalarText
     range: str
-    comeback: str
-    bounce_threshold: str
-    engagement_threshold: str
-    formats: tuple[str, ...]
-    output: str
+    comeback: ScalarText = REPORT_DEFAULTS["comeback"]
+    bounce_threshold: ScalarText = REPORT_DEFAULTS["bounce_threshold"]
+    engagement_threshold: ScalarText = REPORT_DEFAULTS["engagement_threshold"]
+    formats: Annotated[tuple[str, ...], BeforeValidator(_as_list)] = FORMATS
+    output: Location | None = None
     metric: str = "count_client"
     when: str = "daily"
-    title: str | None = None
+
+    @field_validator("objects", "formats")
+    @classmethod
+    def _once(cls, v: tuple) -> tuple:
+        return tuple(dict.fromkeys(v))  # a repeat adds nothing: keep the first
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: str) -> str:
+        resolve_range(v, _CHECK_DATE)  # ValueError: names what is wrong
+        return v
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> "Export":
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"name must be 1-64 letters, digits, '.', '_' or '-' (it names the "
+                             f"files); got {self.name!r}")
+        if not self.formats or any(f not in FORMATS for f in self.formats):
+            raise ValueError(f"formats must be a list of {', '.join(FORMATS)}; got {list(self.formats)!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
+        if self.when not in WHEN:
+            raise ValueError(f"when must be one of {', '.join(WHEN)}; got {self.when!r}")
+        # The report's own checks (allowed values, object types, thresholds), with the
+        # export's wording.
+        try:
+            req = self.request(_CHECK_DATE)
+            cfg = (info.context or {}).get("cfg")
+            if cfg is not None:
+                resolve_objects(cfg, req)
+        except ReportError as exc:
+            raise ValueError(exc.message(exc.parameter if exc.parameter not in ("from", "to")
+                                         else "range")) from None
+        return self
 
     def request(self, date: dt.date) -> ReportRequest:
         """The report request this export makes on run date ``date``."""
@@ -137,90 +184,29 @@ class Export:
         return f"{self.output.rstrip('/')}/{self.name}/{self.name}_{date.isoformat()}.{fmt}"
 
 
-def _resolve(path: str, base: Path) -> str:
-    if "://" in path or os.path.isabs(path):
-        return path
-    return os.path.normpath(base / path)
+class ExportsFile(ConfigModel):
+    """exports.yaml: the default output folder and the exports; names are unique."""
+
+    output: Location = DEFAULT_OUTPUT
+    exports: Annotated[tuple[Export, ...], NullAsEmptyList] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ExportsFile":
+        names = set()
+        for i, e in enumerate(self.exports):
+            if e.name in names:
+                raise ValueError(f"exports[{i}] ({e.name}): the name is used twice")
+            names.add(e.name)
+        return self
 
 
 def load_exports(path: Path, cfg: Config) -> tuple[Export, ...]:
     """Read and check exports.yaml (a missing file: no exports). Relative output folders
     are resolved against the folder that holds ``conf/``, as in storage.yaml."""
-    if not path.exists():
-        return ()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'exports'")
+    f = load_model(path, ExportsFile, context={"cfg": cfg})
     base = Path(cfg.conf_dir).parent
-    default_output = raw.get("output", DEFAULT_OUTPUT)
-    entries = raw.get("exports") or []
-    if not isinstance(entries, list):
-        raise ConfigError(f"{path}: 'exports' must be a list")
-    out, names = [], set()
-    for i, e in enumerate(entries):
-        where = f"{path}: exports[{i}]"
-        if not isinstance(e, dict):
-            raise ConfigError(f"{where}: expected a mapping")
-        name = e.get("name")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ConfigError(f"{where}: name must be 1-64 letters, digits, '.', '_' or '-' "
-                              f"(it names the files); got {name!r}")
-        where = f"{where} ({name})"
-        if name in names:
-            raise ConfigError(f"{where}: the name is used twice")
-        names.add(name)
-        known = {"name", "title", "objects", "interval", "range", "metric", "formats", "output",
-                 "when", "comeback", "bounce_threshold", "engagement_threshold"}
-        extra = sorted(set(e) - known)
-        if extra:
-            raise ConfigError(f"{where}: unknown key {extra[0]!r}; the keys are {', '.join(sorted(known))}")
-        objects = e.get("objects")
-        if isinstance(objects, int) and not isinstance(objects, bool):
-            objects = [objects]
-        if (not isinstance(objects, list) or not objects
-                or any(isinstance(x, bool) or not isinstance(x, int) for x in objects)):
-            raise ConfigError(f"{where}: objects must be a list of object ids")
-        formats = e.get("formats", list(FORMATS))
-        if isinstance(formats, str):
-            formats = [formats]
-        if not isinstance(formats, list) or not formats or any(f not in FORMATS for f in formats):
-            raise ConfigError(f"{where}: formats must be a list of {', '.join(FORMATS)}; got {formats!r}")
-        output = e.get("output", default_output)
-        if not isinstance(output, str) or not output:
-            raise ConfigError(f"{where}: output must be a folder or URI")
-        metric = e.get("metric", "count_client")
-        if metric not in METRICS:
-            raise ConfigError(f"{where}: metric must be one of {', '.join(METRICS)}; got {metric!r}")
-        when = e.get("when", "daily")
-        if when not in WHEN:
-            raise ConfigError(f"{where}: when must be one of {', '.join(WHEN)}; got {when!r}")
-        rng = e.get("range")
-        if not isinstance(rng, str):
-            raise ConfigError(f"{where}: range is required, e.g. 'last 7 days' or 'previous month'")
-        try:
-            resolve_range(rng, dt.date(2016, 2, 29))
-        except ValueError as exc:
-            raise ConfigError(f"{where}: range: {exc}") from None
-        title = e.get("title")
-        exp = Export(name=name, objects=tuple(dict.fromkeys(objects)), interval=str(e.get("interval")),
-                     range=rng, comeback=str(e.get("comeback", "2 week")),
-                     bounce_threshold=str(e.get("bounce_threshold", "5 minute")),
-                     engagement_threshold=str(e.get("engagement_threshold", "20 minute")),
-                     formats=tuple(dict.fromkeys(formats)), output=_resolve(output, base),
-                     metric=metric, when=when, title=None if title is None else str(title))
-        # The report's own checks (allowed values, object types, thresholds), with the
-        # export's wording: an export that cannot run should fail when it is configured.
-        try:
-            req = exp.request(dt.date(2016, 2, 29))
-            resolve_objects(cfg, req)
-        except ReportError as exc:
-            key = exc.parameter if exc.parameter not in ("from", "to") else "range"
-            raise ConfigError(f"{where}: {exc.message(key)}") from None
-        out.append(exp)
-    return tuple(out)
+    return tuple(e.model_copy(update={"output": resolve_path(e.output or f.output, base)})
+                 for e in f.exports)
 
 
 # ---------------------------------------------------------------------------- writing

@@ -14,12 +14,14 @@ import hmac
 import re
 import secrets
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar
 
 import yaml
+from pydantic import Field, ValidationInfo, model_validator
 
 from jobs.config import Config, ConfigError
+from jobs.configfile import ConfigModel, Int, NullAsEmptyList, OptionalText, load_model
 from reports.files import write_atomically
 
 TOKENS_FILE = "tokens.yaml"
@@ -38,15 +40,47 @@ HEADER = """\
 """
 
 
-@dataclass(frozen=True)
-class Token:
-    """One stored token: its name, the hex SHA-256 of the token text, its malls."""
+class Token(ConfigModel):
+    """One stored token: its name, the hex SHA-256 of the token text, its malls. With a
+    Config in the validation context, each mall must be one of its malls."""
+
+    entry_label: ClassVar[str] = "name"
 
     name: str
     sha256: str
-    malls: frozenset[int]
-    created: str | None = None
-    note: str | None = None
+    malls: Annotated[frozenset[Int], Field(min_length=1)]
+    created: OptionalText = None
+    note: OptionalText = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> "Token":
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"name must be 1-64 letters, digits, '.', '_' or '-'; got {self.name!r}")
+        if not _HEX64.fullmatch(self.sha256):
+            raise ValueError("sha256 must be 64 lower-case hex digits")
+        cfg = (info.context or {}).get("cfg")
+        missing = sorted(self.malls - {m.id for m in cfg.malls}) if cfg else []
+        if missing:
+            raise ValueError(f"mall {missing[0]} is not a mall of objects.yaml")
+        return self
+
+
+class TokensFile(ConfigModel):
+    """tokens.yaml: the stored tokens; names and hashes are unique."""
+
+    tokens: Annotated[tuple[Token, ...], NullAsEmptyList] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> "TokensFile":
+        names, hashes = set(), set()
+        for i, t in enumerate(self.tokens):
+            if t.name in names:
+                raise ValueError(f"tokens[{i}]: the name {t.name!r} is used twice")
+            if t.sha256 in hashes:
+                raise ValueError(f"tokens[{i}] ({t.name}): the same token hash is stored twice")
+            names.add(t.name)
+            hashes.add(t.sha256)
+        return self
 
 
 def digest(token: str) -> str:
@@ -57,47 +91,7 @@ def digest(token: str) -> str:
 def load_tokens(path: Path, cfg: Config | None = None) -> tuple[Token, ...]:
     """Read and check tokens.yaml (a missing file: no tokens). With ``cfg``, every mall
     id must be one of the config's malls. Raises ConfigError naming the problem."""
-    if not path.exists():
-        return ()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    entries = raw.get("tokens") if isinstance(raw, dict) else None
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise ConfigError(f"{path}: 'tokens' must be a list")
-    known = {m.id for m in cfg.malls} if cfg else None
-    out, names, hashes = [], set(), set()
-    for i, e in enumerate(entries):
-        where = f"{path}: tokens[{i}]"
-        if not isinstance(e, dict):
-            raise ConfigError(f"{where}: expected a mapping with name, sha256 and malls")
-        name, sha, malls = e.get("name"), e.get("sha256"), e.get("malls")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ConfigError(f"{where}: name must be 1-64 letters, digits, '.', '_' or '-'; got {name!r}")
-        if name in names:
-            raise ConfigError(f"{where}: the name {name!r} is used twice")
-        if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
-            raise ConfigError(f"{where} ({name}): sha256 must be 64 lower-case hex digits")
-        if sha in hashes:
-            raise ConfigError(f"{where} ({name}): the same token hash is stored twice")
-        if (not isinstance(malls, list) or not malls
-                or any(isinstance(m, bool) or not isinstance(m, int) for m in malls)):
-            raise ConfigError(f"{where} ({name}): malls must be a non-empty list of mall ids")
-        if known is not None:
-            missing = [m for m in malls if m not in known]
-            if missing:
-                raise ConfigError(f"{where} ({name}): mall {missing[0]} is not a mall of objects.yaml")
-        names.add(name)
-        hashes.add(sha)
-        out.append(Token(name, sha, frozenset(malls), _text(e.get("created")), _text(e.get("note"))))
-    return tuple(out)
-
-
-def _text(value) -> str | None:
-    return None if value is None else str(value)
+    return load_model(path, TokensFile, context={"cfg": cfg}).tokens
 
 
 def find(tokens: tuple[Token, ...], presented: str) -> Token | None:
@@ -161,7 +155,8 @@ def create(conf_dir: Path, name: str, malls: list[int], cfg: Config, note: str |
                               f"(malls: {', '.join(str(k) for k in sorted(known))})")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    tokens.append(Token(name, digest(token), frozenset(malls), created, note))
+    tokens.append(Token(name=name, sha256=digest(token), malls=frozenset(malls), created=created,
+                        note=note))
     _write(path, tokens)
     return token
 

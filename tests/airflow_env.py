@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 VENV_BIN = str(Path(sys.executable).parent)
 _migrated: set[str] = set()
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from reports.tokens import HEADER, digest
-from tests.conftest import write_conf
+from tests.helpers import write_conf
 
 TOKEN_ALL = "test-token-all-malls"
 TOKEN_MALL1 = "test-token-mall-1"

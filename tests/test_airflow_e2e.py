@@ -6,60 +6,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from jobs import run
 from jobs.config import load_config
-from jobs.generate import generate
-from jobs.generate.world import make_objects, write_objects_yaml
-from jobs.tables import GROUP_DATETIME, Lakehouse
-from tests.airflow_env import ROOT, migrate_db
-
-START = dt.date(2016, 3, 7)   # a Monday
-DAYS = 3
-KEY = ("object_id", "interval", "bucket_start", "bounce_threshold", "engagement_threshold", "user_type")
+from tests.airflow_env import migrate_db
+from tests.helpers import ROOT, TINY_DAYS as DAYS, TINY_START as START, gold_by_key as gold, write_tiny_world
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def write_world(root: Path, lakehouse: str = "lake-airflow") -> Path:
-    """A tiny world under ``root``: conf/ (objects, storage, airflow.yaml) and landing/."""
-    conf = root / "conf"
-    conf.mkdir(parents=True, exist_ok=True)
-    write_objects_yaml(conf / "objects.yaml", make_objects())
-    (conf / "pipeline.yaml").write_text("")
-    (conf / "storage.yaml").write_text(textwrap.dedent(f"""\
-        landing: landing
-        lakehouse: {lakehouse}
-        spark:
-          # Unreachable on purpose: under spark-submit the master is the Airflow connection's
-          # (local[2]); a job that used this one would fail.
-          master: spark://127.0.0.1:1
-          conf:
-            spark.sql.shuffle.partitions: 2
-            spark.default.parallelism: 2
-            spark.databricks.delta.snapshotPartitions: 1
-            spark.ui.enabled: false
-        """))
-    (conf / "airflow.yaml").write_text(textwrap.dedent("""\
-        schedule: {time: "03:00", timezone: Europe/Moscow}
-        quality: {max_quarantined_share: 0.5, max_session_drop: 0.9, min_baseline_sessions: 1}
-        retries: 0
-        pool: null
-        spark: {driver_memory: 1g, executor_memory: 1g}
-        runs: runs
-        """))
-    generate(conf, root / "landing", start=START, days=DAYS, devices=10, seed=7)
-    return conf
+#: The two tests that run spark-submit under ``dag.test()`` (minutes each): `make test-heavy`.
+spark_submit = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, monkeypatch_module):
     root = tmp_path_factory.mktemp("airflow-world")
-    conf = write_world(root)
+    conf = write_tiny_world(root)
     migrate_db()
     monkeypatch_module.setenv("FOOTFALL_CONF", str(conf))
     return root
@@ -80,14 +44,6 @@ def load_dag(dag_id: str):
     return bag.dags[dag_id]
 
 
-def gold(spark, lake: Path) -> dict:
-    rows = {}
-    for r in Lakehouse(spark, str(lake)).read(GROUP_DATETIME).collect():
-        d = r.asDict()
-        rows[tuple(d[k] for k in KEY)] = d
-    return rows
-
-
 def reference_backfill(spark, world: Path, start: dt.date, end: dt.date) -> dict:
     """The pipeline's own backfill of start … end (in this process), from scratch: one
     reference lakehouse serves both tests (a backfill over a lakehouse equals one from
@@ -102,6 +58,7 @@ def states(dagrun) -> dict:
     return {ti.task_id: str(ti.state) for ti in dagrun.get_task_instances()}
 
 
+@spark_submit
 def test_nightly_dag_run_gives_the_gold_of_a_backfill_of_its_date(spark, world):
     from airflow.sdk import DagRunState
 
@@ -119,6 +76,7 @@ def test_nightly_dag_run_gives_the_gold_of_a_backfill_of_its_date(spark, world):
     assert got == expected
 
 
+@spark_submit
 def test_backfill_dag_run_over_three_dates_gives_the_gold_of_the_pipeline(spark, world):
     from airflow.sdk import DagRunState
 

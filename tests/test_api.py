@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,10 +25,11 @@ from reports.api import create_app
 from reports.params import MAX_OBJECT_BUCKETS
 from reports.tokens import create as create_token, digest
 from jobs.config import load_config
+from benchmarks.common import free_port
+from tests.helpers import ROOT
 from tests.report_world import (TOKEN_ALL, TOKEN_MALL1, USER_TYPES, expected_row, make_world,
                                 write_tokens)
 
-ROOT = Path(__file__).resolve().parent.parent
 PATH = "/reports/group_datetime"
 ROW_KEYS = ["datetime", "count_session", "count_client", "avg_session_duration",
             "count_comeback_client", "sum_session_duration", "user_type"]
@@ -61,17 +61,11 @@ def error_of(response) -> tuple[int, str, str]:
 
 # ---------------------------------------------------------------------------- real HTTP
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(world):
     """``python -m reports serve`` on a free loopback port: the real command line."""
     conf, lake = world
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "reports", "serve", "--host", "127.0.0.1",
                              "--port", str(port), "--conf", str(conf), "--lakehouse", str(lake)],
@@ -408,7 +402,7 @@ START, DAYS = dt.date(2016, 3, 26), 3  # Saturday, Sunday (Berlin's DST start), 
 def pipeline_world(spark, tmp_path_factory):
     """A tiny generated world run once through the real pipeline (Spark)."""
     from jobs import run
-    from tests.conftest import generated_world
+    from tests.helpers import generated_world
 
     root = generated_world(tmp_path_factory.mktemp("pipeline-world"), start=START, days=DAYS,
                            devices=12, seed=3)

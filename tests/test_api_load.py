@@ -1,5 +1,5 @@
 """The report API under load while a nightly run rewrites gold: the scenario of
-``make load-api`` (reports/loadscenario.py) at CI size, and the rule that keeps each
+``make load-api`` (benchmarks/loadscenario.py) at CI size, and the rule that keeps each
 answer on one gold version (reports/query.py, ``GoldSnapshot``)."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_a_broken_newer_commit_keeps_the_open_version(tmp_path, caplog):
 def test_answers_under_load_during_a_nightly_run_are_whole_and_of_one_version(tmp_path):
     """20 clients while `python -m jobs nightly` replaces gold buckets; the API looks for a
     new version on every request (refresh 0), the strictest case for mixed versions."""
-    from reports.loadscenario import markdown, run_scenario
+    from benchmarks.loadscenario import markdown, run_scenario
 
     r = run_scenario(tmp_path / "load", clients=20, seconds=10, days=3, devices=10,
                      refresh_seconds=0, warmup=2, late_devices=10, log=lambda *_: None)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import OBJECTS_YAML, write_conf
+from tests.helpers import OBJECTS_YAML, ROOT, write_conf
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _jobs(*args: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,29 +16,24 @@ import pytest
 
 from jobs import run
 from jobs.config import load_config
-from tests.test_airflow_e2e import DAYS, START, gold, write_world
+from benchmarks.common import free_port
+from tests.helpers import ROOT, TINY_DAYS as DAYS, TINY_START as START, gold_by_key as gold, write_tiny_world
 
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
+    pytest.mark.heavy,  # three JVMs and a spark-submit: minutes; `make test-heavy`
     pytest.mark.timeout(900),
     pytest.mark.skipif(os.environ.get("FOOTFALL_SKIP_CLUSTER") == "1", reason="FOOTFALL_SKIP_CLUSTER=1"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A master on a free loopback port and two workers (1 core, 1g); always stopped."""
     folder = tmp_path_factory.mktemp("cluster")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CLUSTER_DIR": str(folder), "MASTER_PORT": str(port),
-           "MASTER_WEBUI_PORT": str(_free_port()), "WORKER_WEBUI_PORT": "0",
+           "MASTER_WEBUI_PORT": str(free_port()), "WORKER_WEBUI_PORT": "0",
            "WORKERS": "2", "WORKER_CORES": "1", "WORKER_MEMORY": "1g", "PY": sys.executable}
     script = str(ROOT / "bin" / "spark-cluster.sh")
     try:
@@ -52,7 +46,7 @@ def cluster(tmp_path_factory):
 
 def test_a_backfill_on_the_standalone_cluster_gives_the_gold_of_local_spark(spark, cluster, tmp_path):
     master, folder = cluster
-    conf = write_world(tmp_path, lakehouse="lake-cluster")
+    conf = write_tiny_world(tmp_path, lakehouse="lake-cluster")
     end = START + dt.timedelta(days=DAYS - 1)
     out = subprocess.run(
         [sys.executable, "-m", "jobs", "backfill", "--from", str(START), "--to", str(end),

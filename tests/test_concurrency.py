@@ -20,9 +20,8 @@ from jobs import run
 from jobs.config import load_config
 from jobs.lock import LOCK_FILE, LakehouseBusy, exclusive
 from jobs.tables import GROUP_DATETIME, Lakehouse
-from tests.conftest import CLI_STORAGE_YAML, generated_world
+from tests.helpers import CLI_STORAGE_YAML, ROOT, generated_world
 
-ROOT = Path(__file__).resolve().parent.parent
 START = dt.date(2016, 3, 26)
 RANGES = [(START, START + dt.timedelta(days=2)), (START + dt.timedelta(days=1), START + dt.timedelta(days=3))]
 

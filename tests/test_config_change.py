@@ -28,7 +28,7 @@ from jobs import run
 from jobs.config import load_config
 from jobs.tables import (BRONZE_PROBES, GROUP_DATETIME, QUARANTINE, SCHEMAS, SENSORS, SESSIONS,
                          Lakehouse)
-from tests.conftest import write_conf
+from tests.helpers import write_conf
 
 NOW = dt.datetime(2016, 3, 10, tzinfo=dt.timezone.utc)
 D1, D2 = dt.date(2016, 3, 1), dt.date(2016, 3, 2)

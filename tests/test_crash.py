@@ -28,10 +28,9 @@ from jobs import run
 from jobs.config import load_config
 from jobs.tables import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES, PENDING_DATES,
                          QUARANTINE, SENSORS, SESSIONS, Lakehouse)
-from tests.conftest import CLI_STORAGE_YAML, generated_world
+from tests.helpers import CLI_STORAGE_YAML, ROOT, generated_world
 
 pytestmark = pytest.mark.heavy
-ROOT = Path(__file__).resolve().parent.parent
 START = dt.date(2016, 3, 26)
 DAYS = 4
 END = START + dt.timedelta(days=DAYS - 1)

@@ -8,7 +8,8 @@ import datetime as dt
 
 import pytest
 
-from tests.airflow_env import ROOT, use_airflow
+from tests.airflow_env import use_airflow
+from tests.helpers import ROOT
 
 README_NIGHTLY_ORDER = ["nightly", "check_quality", "publish_gold"]
 

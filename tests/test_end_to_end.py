@@ -14,14 +14,14 @@ from jobs import run
 from jobs.config import load_config
 from jobs.generate import generate
 from jobs.generate.world import make_objects, write_objects_yaml
-from jobs.tables import GROUP_DATETIME, QUARANTINE, SESSIONS, BRONZE_PROBES, Lakehouse
+from jobs.tables import BRONZE_PROBES, QUARANTINE, SESSIONS, Lakehouse
 from tests import reference
+from tests.helpers import GOLD_KEY as KEY, gold_by_key
 
 START = dt.date(2016, 3, 24)  # covers Berlin's DST start (03-27) and a month end
 DAYS = 10
 END = START + dt.timedelta(days=DAYS - 1)
 NOW = dt.datetime(2016, 4, 20, tzinfo=dt.timezone.utc)
-KEY = ("object_id", "interval", "bucket_start", "bounce_threshold", "engagement_threshold", "user_type")
 
 
 def _conf(folder: Path, pipeline: str = "") -> Path:
@@ -43,30 +43,43 @@ def _cfg(conf: Path, landing: Path, lake: Path):
     return load_config(conf).with_storage(str(landing), str(lake))
 
 
-def _gold(spark, lake: Path) -> dict:
-    rows = {}
-    for r in Lakehouse(spark, str(lake)).read(GROUP_DATETIME).collect():
-        d = r.asDict()
-        d["bucket_start"] = d["bucket_start"].replace(tzinfo=dt.timezone.utc)
-        rows[tuple(d[k] for k in KEY)] = d
-    return rows
-
-
 def _table(spark, lake: Path, table: str, *cols) -> list:
     df = Lakehouse(spark, str(lake)).read(table)
     return sorted(tuple(r) for r in df.select(*(cols or df.columns)).collect())
 
 
 def _diff(got: dict, expected: dict) -> list[str]:
-    problems = [f"missing {k}" for k in sorted(set(expected) - set(got), key=str)[:5]]
-    problems += [f"extra {k}" for k in sorted(set(got) - set(expected), key=str)[:5]]
+    """What differs between two gold tables keyed by KEY: the first missing and extra
+    keys, then for each common key the columns of ``expected`` whose values differ, as
+    {column: (expected, got)}; [] when they agree. About ten lines at most."""
+    missing = sorted(set(expected) - set(got), key=str)
+    extra = sorted(set(got) - set(expected), key=str)
+    problems = [f"missing {k}" for k in missing[:5]] + [f"extra {k}" for k in extra[:5]]
+    if len(missing) > 5 or len(extra) > 5:
+        problems.append(f"({len(missing)} missing, {len(extra)} extra in all)")
     for k in sorted(set(got) & set(expected), key=str):
-        bad = {c: (expected[c], got[c]) for c in expected[k] if got[k].get(c) != expected[k][c]}
+        bad = {c: (want, got[k].get(c)) for c, want in expected[k].items() if got[k].get(c) != want}
         if bad:
             problems.append(f"{k}: expected/got {bad}")
         if len(problems) > 10:
             break
     return problems
+
+
+def test_diff_names_missing_and_extra_rows_and_the_differing_columns():
+    expected = {(1, "daily"): {"count_session": 3, "count_client": 2, "user_type": "all"},
+                (2, "daily"): {"count_session": 1, "count_client": 1, "user_type": "all"}}
+    got = {(1, "daily"): {"count_session": 3, "count_client": 5, "user_type": "all", "extra_col": 0},
+           (3, "daily"): {"count_session": 1, "count_client": 1, "user_type": "all"}}
+    assert _diff(got, expected) == [
+        "missing (2, 'daily')",
+        "extra (3, 'daily')",
+        "(1, 'daily'): expected/got {'count_client': (2, 5)}",
+    ]
+    # A column of expected that got lacks differs (None); columns only in got are not compared.
+    assert _diff({(1, "daily"): {"count_session": 3}}, {(1, "daily"): expected[(1, "daily")]}) == [
+        "(1, 'daily'): expected/got {'count_client': (2, None), 'user_type': ('all', None)}"]
+    assert _diff(got, got) == [] and _diff({}, {}) == []
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +90,23 @@ def backfilled(spark, world):
     return lake, summary
 
 
-def test_backfill_equals_the_reference_model(spark, world, backfilled):
-    lake, summary = backfilled
+@pytest.fixture(scope="module")
+def model(world):
+    """tests/reference.py on the world, computed once: (gold by KEY, rejected records,
+    sessions). It models a full run, so it also holds after a backfill that brought in
+    records a nightly run had held back as too late (max_lateness_days)."""
     expected_rows, rejected, ref_sessions = reference.compute(world / "conf", world / "landing", NOW)
-    expected = {tuple(r[k] for k in KEY): {c: v for c, v in r.items()} for r in expected_rows}
-    got = _gold(spark, lake)
+    return _by_key(expected_rows), rejected, ref_sessions
+
+
+def _by_key(rows: list[dict]) -> dict:
+    return {tuple(r[k] for k in KEY): r for r in rows}
+
+
+def test_backfill_equals_the_reference_model(spark, backfilled, model):
+    lake, summary = backfilled
+    expected, _, ref_sessions = model
+    got = gold_by_key(spark, lake)
     assert len(expected) > 10_000
     assert _diff(got, expected) == []
     assert summary.gold_rows_written == len(expected)
@@ -89,9 +114,9 @@ def test_backfill_equals_the_reference_model(spark, world, backfilled):
         (s["object_id"], s["date"], s["duration_ms"]) for s in ref_sessions)
 
 
-def test_every_rejected_record_is_in_the_quarantine_with_its_reason(spark, world, backfilled):
+def test_every_rejected_record_is_in_the_quarantine_with_its_reason(spark, backfilled, model):
     lake, summary = backfilled
-    _, rejected, _ = reference.compute(world / "conf", world / "landing", NOW)
+    _, rejected, _ = model
     got = [(f.removeprefix("file:"), n, reason) for f, n, reason in
            _table(spark, lake, QUARANTINE, "source_file", "line_no", "reason")]
     assert got == sorted((r.source_file, r.line_no, r.reason) for r in rejected)
@@ -109,14 +134,14 @@ def test_nightly_day_by_day_equals_backfill_and_reruns_change_nothing(spark, wor
     for folder in arrivals:
         shutil.copytree(folder, landing / folder.name)
         run.nightly(spark, cfg, dt.date.fromisoformat(folder.name), now=NOW)
-    expected = _gold(spark, backfilled[0])
-    assert _diff(_gold(spark, lake), expected) == []
+    expected = gold_by_key(spark, backfilled[0])
+    assert _diff(gold_by_key(spark, lake), expected) == []
 
     before = (_table(spark, lake, BRONZE_PROBES), _table(spark, lake, SESSIONS))
     again = run.nightly(spark, cfg, dt.date.fromisoformat(arrivals[-1].name), now=NOW)
     assert again.files_new == 0
     run.backfill(spark, cfg, START, END, now=NOW)
-    assert _diff(_gold(spark, lake), expected) == []
+    assert _diff(gold_by_key(spark, lake), expected) == []
     assert (_table(spark, lake, BRONZE_PROBES), _table(spark, lake, SESSIONS)) == before
 
 
@@ -125,7 +150,8 @@ def test_a_redelivered_file_changes_nothing(spark, world, tmp_path):
     shutil.copytree(world / "landing", landing)
     cfg = _cfg(world / "conf", landing, lake)
     run.backfill(spark, cfg, START, END, now=NOW)
-    gold, bronze = _gold(spark, lake), _table(spark, lake, BRONZE_PROBES, "sensor_id", "client_id", "ts", "rssi")
+    gold = gold_by_key(spark, lake)
+    bronze = _table(spark, lake, BRONZE_PROBES, "sensor_id", "client_id", "ts", "rssi")
     first = sorted(landing.rglob("*.*"))[0]
     copy = landing / "redelivered" / first.name
     copy.parent.mkdir()
@@ -133,10 +159,10 @@ def test_a_redelivered_file_changes_nothing(spark, world, tmp_path):
     summary = run.nightly(spark, cfg, END, now=NOW)
     assert summary.files_new == 1
     assert _table(spark, lake, BRONZE_PROBES, "sensor_id", "client_id", "ts", "rssi") == bronze
-    assert _diff(_gold(spark, lake), gold) == []
+    assert _diff(gold_by_key(spark, lake), gold) == []
 
 
-def test_too_late_records_wait_in_quarantine_for_a_backfill(spark, world, tmp_path):
+def test_too_late_records_wait_in_quarantine_for_a_backfill(spark, world, model, tmp_path):
     conf = _conf(tmp_path / "conf", "max_lateness_days: 3\n")
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     shutil.copytree(world / "landing", landing)
@@ -149,9 +175,7 @@ def test_too_late_records_wait_in_quarantine_for_a_backfill(spark, world, tmp_pa
     summary = run.backfill(spark, cfg, START, END, now=NOW)
     assert summary.replayed_from_quarantine > 0
     assert Lakehouse(spark, str(lake)).read(QUARANTINE).where("reason = 'too_late'").count() == 0
-    expected_rows, _, _ = reference.compute(conf, landing, NOW)
-    expected = {tuple(r[k] for k in KEY): r for r in expected_rows}
-    assert _diff(_gold(spark, lake), expected) == []
+    assert _diff(gold_by_key(spark, lake), model[0]) == []
 
 
 def test_randomised_macs_included_when_configured(spark, world, tmp_path):
@@ -161,5 +185,4 @@ def test_randomised_macs_included_when_configured(spark, world, tmp_path):
     summary = run.backfill(spark, cfg, START, END, now=NOW)
     assert summary.randomized_excluded == 0 and summary.randomized_read > 0
     expected_rows, _, _ = reference.compute(conf, world / "landing", NOW)
-    expected = {tuple(r[k] for k in KEY): r for r in expected_rows}
-    assert _diff(_gold(spark, lake), expected) == []
+    assert _diff(gold_by_key(spark, lake), _by_key(expected_rows)) == []

@@ -20,9 +20,9 @@ from reports import exports
 from reports.__main__ import main
 from reports.params import parse, resolve_objects
 from reports.query import Gold, report
+from tests.helpers import ROOT
 from tests.report_world import make_world
 
-ROOT = Path(__file__).resolve().parent.parent
 D = dt.date
 
 
@@ -238,7 +238,7 @@ def test_the_dag_runs_the_export_command_on_each_gold_update(dag_module):
     newer = SimpleNamespace(extra={"date": "2016-02-29"}, timestamp=t0 + dt.timedelta(hours=1),
                             source_dag_run=None)
     assert command(triggering_asset_events={gold: [older, newer]}) == (
-        f"{dag_module.PYTHON} -m reports export --date 2016-02-29")
+        f"{dag_module.FOOTFALL} reports export --conf {dag_module.conf_dir()} --date 2016-02-29")
     from_run = SimpleNamespace(extra={}, timestamp=t0, source_dag_run=SimpleNamespace(
         logical_date=dt.datetime(2016, 2, 27, tzinfo=dt.timezone.utc)))
     assert command(triggering_asset_events={gold: [from_run]}).endswith("--date 2016-02-27")

@@ -8,7 +8,7 @@ keys), CSV lines with missing or extra columns, bad headers, quoted fields, empt
 files of blank lines, truncated gzip files and non-gzip bytes named ``.gz``, in
 ``.ndjson`` / ``.jsonl`` / ``.json`` / ``.csv``, gzipped or not, at any depth, with odd
 file names. Each example gets a fresh landing folder and lakehouse and one real
-``jobs.run.ingest_landing``. Properties:
+``jobs.stages.ingest_new_files``. Properties:
 
 - the run completes;
 - for every file: records in ``bronze/probes`` + records in ``bronze/quarantine`` =
@@ -60,10 +60,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from jobs import run
+from jobs import run, stages
 from jobs.config import hmac_key, load_config
+from jobs.summary import Summary
 from jobs.tables import BRONZE_PROBES, GROUP_DATETIME, QUARANTINE, Lakehouse
-from tests.conftest import write_conf
+from tests.helpers import write_conf
 # The JSON line model (with the parser limits of decisions.md) is the test-side SPEC model's.
 from tests.reference import _json_fields as json_fields
 
@@ -574,9 +575,9 @@ def _ingest(spark, root: Path, files: dict[str, bytes]):
     landing.mkdir(parents=True)
     _write(landing, files)
     cfg = load_config(write_conf(root / "conf")).with_storage(str(landing), str(lake_dir))
-    summary = run.Summary("fuzz", "fuzz-run")
+    summary = Summary("fuzz", "fuzz-run")
     lake = Lakehouse(spark, str(lake_dir))
-    run.ingest_landing(spark, lake, cfg, summary, NOW, too_late_before=None)
+    stages.ingest_new_files(spark, lake, cfg, summary, hmac_key()[0], NOW, too_late_before=None)
     bronze = [r.asDict() for r in lake.read(BRONZE_PROBES).select(
         "source_file", "line_no", "sensor_id", "client_id", F.unix_millis("ts").alias("ts_ms"), "rssi",
         "randomized", "mall_id", "date").collect()] if lake.exists(BRONZE_PROBES) else []

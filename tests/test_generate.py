@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,12 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from jobs.generate import (generate, main, make_objects, write_objects_yaml,  # noqa: E402
-                           write_pipeline_yaml)
+from jobs.generate import generate, main, make_objects, write_objects_yaml, write_pipeline_yaml
 
 START = date(2016, 1, 4)
 DAYS = 5

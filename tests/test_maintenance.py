@@ -16,7 +16,7 @@ from jobs import run
 from jobs.config import load_config
 from jobs.maintenance import GOLD_SORT, MaintenanceError, maintain
 from jobs.tables import GROUP_DATETIME, PARTITIONS, SESSIONS, Lakehouse
-from tests.conftest import generated_world
+from tests.helpers import generated_world
 
 START = dt.date(2016, 2, 27)
 DAYS = 4
@@ -85,6 +85,6 @@ def test_maintenance_changes_no_row_and_vacuum_removes_dead_files(spark, lake):
 
 def test_gold_files_stay_sorted_for_the_api(lake):
     for uri in RsDeltaTable(str(lake / GROUP_DATETIME)).file_uris():
-        t = pq.read_table(uri.removeprefix("file://"), columns=GOLD_SORT).to_pylist()
+        t = pq.read_table(uri.removeprefix("file://"), columns=list(GOLD_SORT)).to_pylist()
         keys = [tuple(r[c] for c in GOLD_SORT) for r in t]
         assert keys == sorted(keys), uri

@@ -35,9 +35,8 @@ from jobs import run
 from jobs.config import (DEV_HMAC_KEY, HMAC_KEY_ENV, ConfigError, check_hmac_key, client_id_key,
                          load_config)
 from jobs.tables import BRONZE_PROBES, QUARANTINE, SESSIONS, Lakehouse
-from tests.conftest import CLI_STORAGE_YAML, generated_world
+from tests.helpers import CLI_STORAGE_YAML, ROOT, generated_world
 
-ROOT = Path(__file__).resolve().parent.parent
 START = dt.date(2016, 3, 7)
 DAYS = 3
 END = START + dt.timedelta(days=DAYS - 1)

@@ -12,7 +12,7 @@ from jobs.config import ConfigError
 from jobs.entrypoint import with_master
 from jobs.orchestration import Quality, backfill_args, load_airflow_settings
 from jobs.quality import check, quarantined_share
-from tests.conftest import write_conf
+from tests.helpers import ROOT, write_conf
 
 D = dt.date(2016, 2, 29)  # a Monday
 LIMITS = Quality(max_quarantined_share=0.05, max_session_drop=0.5, min_baseline_sessions=100)
@@ -63,7 +63,7 @@ def test_airflow_yaml_defaults_and_errors(tmp_path):
 
 
 def test_the_repo_airflow_yaml_is_valid():
-    s = load_airflow_settings(Path(__file__).resolve().parent.parent / "conf")
+    s = load_airflow_settings(ROOT / "conf")
     assert s.schedule_time == dt.time(3, 0) and s.pool == "footfall_lakehouse"
 
 

@@ -21,9 +21,9 @@ with warnings.catch_warnings():  # starlette's note that TestClient will move to
 from reports.__main__ import main
 from reports.api import create_app
 from reports.tokens import digest, load_tokens
+from tests.helpers import ROOT
 from tests.report_world import TOKEN_ALL, USER_TYPES, make_world
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import datetime as dt
 from chispa import assert_df_equality
 
 from jobs import sessions
-from jobs.run import sensors_df
+from jobs.stages import sensors_df
 
 PROBES = "mall_id long, date date, sensor_id string, client_id string, ts timestamp, rssi int, randomized boolean"
 
@@ -22,24 +22,30 @@ def _sessions(spark, cfg, rows, gap=15):
             .transform(lambda df: sessions.sessionize(df, gap)))
 
 
-def _zone_rows(df, zone=111):
-    return sorted((r.session_start, r.duration_ms, r.probe_count, r.strong)
-                  for r in df.where(f"object_id = {zone}").collect())
+SESSION = "client_id string, session_start timestamp, duration_ms long, probe_count long, strong boolean"
 
 
-def test_gap_of_exactly_the_setting_stays_one_session(spark, cfg):
+def test_a_gap_greater_than_the_setting_starts_a_new_session(spark, cfg):
+    """One client per case, all at zone 111 (sensor s-1, weak probes); setting 15 minutes."""
     d = dt.date(2016, 2, 1)
-    rows = [(1, d, "s-1", "c", _ts("2016-02-01 10:00:00"), -80, False),
-            (1, d, "s-1", "c", _ts("2016-02-01 10:15:00"), -80, False)]
-    assert _zone_rows(_sessions(spark, cfg, rows)) == [(_ts("2016-02-01 10:00:00"), 900_000, 2, False)]
-
-
-def test_gap_one_second_longer_starts_a_new_session(spark, cfg):
-    d = dt.date(2016, 2, 1)
-    rows = [(1, d, "s-1", "c", _ts("2016-02-01 10:00:00"), -80, False),
-            (1, d, "s-1", "c", _ts("2016-02-01 10:15:01"), -80, False)]
-    assert _zone_rows(_sessions(spark, cfg, rows)) == [
-        (_ts("2016-02-01 10:00:00"), 0, 1, False), (_ts("2016-02-01 10:15:01"), 0, 1, False)]
+    probes = {
+        "gap exactly 15 min": ["10:00:00", "10:15:00"],
+        "gap 15 min + 1 ms": ["10:00:00", "10:15:00.001"],
+        "gap 15 min + 1 s": ["10:00:00", "10:15:01"],
+        "15-min gaps chain": ["10:00:00", "10:15:00", "10:30:00"],
+    }
+    rows = [(1, d, "s-1", case, _ts(f"2016-02-01 {t}"), -80, False) for case, ts in probes.items() for t in ts]
+    got = (_sessions(spark, cfg, rows).where("object_id = 111")
+           .select("client_id", "session_start", "duration_ms", "probe_count", "strong"))
+    expected = spark.createDataFrame([
+        ("gap exactly 15 min", _ts("2016-02-01 10:00:00"), 900_000, 2, False),
+        ("gap 15 min + 1 ms", _ts("2016-02-01 10:00:00"), 0, 1, False),
+        ("gap 15 min + 1 ms", _ts("2016-02-01 10:15:00.001"), 0, 1, False),
+        ("gap 15 min + 1 s", _ts("2016-02-01 10:00:00"), 0, 1, False),
+        ("gap 15 min + 1 s", _ts("2016-02-01 10:15:01"), 0, 1, False),
+        ("15-min gaps chain", _ts("2016-02-01 10:00:00"), 1_800_000, 3, False),
+    ], SESSION)
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_local_midnight_cuts_a_session(spark, cfg):
@@ -57,12 +63,14 @@ def test_every_object_level_gets_its_subtree_probes(spark, cfg):
     rows = [(1, d, "s-1", "c", _ts("2016-02-01 10:00:00"), -80, False),   # zone 111
             (1, d, "s-3", "c", _ts("2016-02-01 10:05:00"), -80, False),   # zone 112, same floor
             (1, d, "s-4", "c", _ts("2016-02-01 10:10:00"), -80, False)]   # zone 121, other floor
-    got = _sessions(spark, cfg, rows).groupBy("object_id").count()
-    expected = spark.createDataFrame([(111, 1), (112, 1), (121, 1), (11, 1), (12, 1), (1, 1)],
-                                     "object_id long, count long")
+    got = _sessions(spark, cfg, rows).select("object_id", "duration_ms", "probe_count")
+    expected = spark.createDataFrame([
+        (111, 0, 1), (112, 0, 1), (121, 0, 1),  # each zone: its own sensor's probe
+        (11, 300_000, 2),                        # floor 11: zones 111 and 112, 10:00-10:05
+        (12, 0, 1),                              # floor 12: zone 121
+        (1, 600_000, 3),                         # the mall: all three, 10:00-10:10
+    ], "object_id long, duration_ms long, probe_count long")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
-    mall = _sessions(spark, cfg, rows).where("object_id = 1").first()
-    assert (mall.duration_ms, mall.probe_count) == (600_000, 3)
 
 
 def test_strong_uses_the_sensor_threshold_else_the_global_one(spark, cfg):
@@ -78,8 +86,12 @@ def test_randomised_macs_excluded_or_included(spark):
     d = dt.date(2016, 2, 1)
     probes = spark.createDataFrame([(1, d, "s-1", "a", _ts("2016-02-01 10:00:00"), -60, True),
                                     (1, d, "s-1", "b", _ts("2016-02-01 10:00:00"), -60, False)], PROBES)
-    assert sessions.drop_randomized(probes, "exclude").count() == 1
-    assert sessions.drop_randomized(probes, "include").count() == 2
+    got = (sessions.drop_randomized(probes, "exclude").selectExpr("'exclude' AS setting", "client_id")
+           .unionByName(sessions.drop_randomized(probes, "include")
+                        .selectExpr("'include' AS setting", "client_id")))
+    expected = spark.createDataFrame([("exclude", "b"), ("include", "a"), ("include", "b")],
+                                     "setting string, client_id string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_client_days_sum_sessions_per_date(spark):

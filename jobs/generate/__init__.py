@@ -24,14 +24,14 @@ from datetime import date
 from pathlib import Path
 
 from .traffic import Behaviour, iter_mall_days
-from .world import (PIPELINE_YAML, World, load_world, make_objects, world_from_tree,
+from .world import (World, load_world, make_objects, world_from_tree,
                     write_objects_yaml, write_pipeline_yaml)
 from .writer import REASONS, LandingWriter
 
 __all__ = [
     "make_objects", "write_objects_yaml", "write_pipeline_yaml", "generate",
     "estimate_probes", "devices_for_target", "Summary", "main", "DEFAULT_DEVICES",
-    "PIPELINE_YAML",
+
 ]
 
 # Mean devices per mall per weekday of the default demo: ~1.2 M records over

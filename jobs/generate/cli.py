@@ -1,4 +1,4 @@
-"""`python -m jobs generate …` — the generator's command line."""
+"""`footfall generate …` (also `python -m jobs generate …`) — the generator's command line."""
 from __future__ import annotations
 
 import argparse
@@ -24,20 +24,18 @@ def _positive(s: str) -> int:
 def default_landing(conf: Path) -> Path:
     """The pipeline's landing folder: ``landing`` of conf/storage.yaml (default
     ``data/landing``), a relative path taken from the folder holding conf/."""
-    landing = "data/landing"
-    storage = conf / "storage.yaml"
-    if storage.exists():
-        import yaml
+    from jobs.config import StorageFile
+    from jobs.configfile import load_model
 
-        raw = yaml.safe_load(storage.read_text(encoding="utf-8")) or {}
-        landing = str(raw.get("landing") or landing)
+    storage = conf / "storage.yaml"
+    landing = load_model(storage, StorageFile).landing
     if "://" in landing and not landing.startswith("file://"):
         raise ValueError(f"{storage}: landing {landing!r} is not a local folder; pass --landing")
     path = Path(landing.removeprefix("file://"))
     return path if path.is_absolute() else conf.resolve().parent / path
 
 
-def build_parser(prog: str = "python -m jobs generate") -> argparse.ArgumentParser:
+def build_parser(prog: str = "footfall generate") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Write synthetic landing files (SPEC §2) for the malls of CONF/objects.yaml. "

@@ -33,18 +33,6 @@ _SHOPS = [
 _FLOOR_NAMES = ["Ground floor", "1st floor", "2nd floor", "3rd floor", "4th floor"]
 
 # SPEC §1's default pipeline.yaml, verbatim.
-PIPELINE_YAML = """\
-# pipeline.yaml — the defaults
-session_gap_minutes: 15
-visitor_rssi_threshold: -70
-employee_window_days: 14
-employee_min_days: 5
-employee_min_daily_minutes: 240
-randomized_macs: exclude        # or include
-max_lateness_days: 31
-"""
-
-
 def _mall_specs(malls: int | Sequence[Any] | None) -> list[dict[str, Any]]:
     if malls is None:
         return [dict(m) for m in DEMO_MALLS[:2]]
@@ -134,17 +122,23 @@ def write_objects_yaml(path: str | Path, tree: dict) -> Path:
     """Write ``tree`` as objects.yaml (creating parent folders)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# objects.yaml — written by `python -m jobs generate --new-world`\n"
+    text = "# objects.yaml — written by `footfall generate --new-world`\n"
     text += yaml.safe_dump(tree, sort_keys=False, allow_unicode=True, default_flow_style=False)
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def write_pipeline_yaml(path: str | Path) -> Path:
-    """Write SPEC §1's default pipeline.yaml (all 7 keys)."""
+    """Write a pipeline.yaml with every key at its default (the config model's: SPEC §1's)."""
+    from jobs.config import Settings
+
+    # 15, not 15.0: the file a person reads.
+    values = {k: int(v) if isinstance(v, float) and v.is_integer() else v
+              for k, v in Settings().model_dump().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PIPELINE_YAML, encoding="utf-8")
+    path.write_text("# pipeline.yaml — the defaults\n" + yaml.safe_dump(values, sort_keys=False),
+                    encoding="utf-8")
     return path
 
 

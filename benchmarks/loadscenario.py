@@ -1,4 +1,4 @@
-"""``make load-api`` / ``python -m reports.loadscenario``: the report API under load while
+"""``make load-api`` / ``python -m benchmarks.loadscenario``: the report API under load while
 a nightly run rewrites gold.
 
 The scenario, end to end, with the real command lines:
@@ -6,7 +6,7 @@ The scenario, end to end, with the real command lines:
 1. a small generated world (the demo malls 215 and 1290) and one backfill
    (``python -m jobs backfill``);
 2. ``python -m reports serve`` on loopback with a short gold refresh interval;
-3. the answer ("before") to each request of :func:`reports.loadtest.default_mix`;
+3. the answer ("before") to each request of :func:`benchmarks.loadtest.default_mix`;
 4. a late landing file with new devices on an already processed date of both malls;
 5. ``--clients`` clients for ``--seconds`` (longer if the nightly run is still going)
    while ``python -m jobs nightly`` ingests the file and replaces gold buckets of that
@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -37,9 +36,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from reports import loadtest
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import loadtest
+from benchmarks.common import ROOT, ApiServer
 TOKEN = "load-test-token"
 START = dt.date(2016, 3, 1)
 #: Spark settings of the scenario's runs: a small world needs few partitions, and the
@@ -91,6 +89,7 @@ def _env() -> dict:
 
 
 def jobs_command(world: World, *args: str, summary: Path) -> list[str]:
+    """``python -m jobs <args>`` on ``world``, its summary written to ``summary``."""
     return [sys.executable, "-m", "jobs", *args, "--conf", str(world.conf), "--landing", str(world.landing),
             "--lakehouse", str(world.lake), "--summary-json", str(summary)]
 
@@ -128,48 +127,6 @@ def late_file(world: World, date: dt.date, devices: int = 10) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m reports serve`` on a free loopback port, for a ``with`` block."""
-
-    def __init__(self, world: World, refresh_seconds: float):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = world.root / "serve.log"
-        self.args = [sys.executable, "-m", "reports", "serve", "--port", str(self.port),
-                     "--conf", str(world.conf), "--lakehouse", str(world.lake),
-                     "--refresh-seconds", str(refresh_seconds)]
-
-    def __enter__(self) -> "Server":
-        self._out = self.log.open("w")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=_env(), stdout=self._out,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{self.url}/health", timeout=1).raise_for_status()
-                return self
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.__exit__()
-                    raise RuntimeError(f"the API did not start:\n{self.log.read_text()[-3000:]}") from None
-                time.sleep(0.2)
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._out.close()
-
-
 def day_totals(url: str, date: dt.date, mall_ids) -> dict[str, dict]:
     """Per mall, the ``all`` row of its daily bucket ``date``: what the late file changes."""
     with httpx.Client(base_url=url, headers={"x-token": TOKEN}, timeout=60) as http:
@@ -200,7 +157,8 @@ def run_scenario(root: Path, *, clients: int = 50, seconds: float = 60, days: in
     cfg = load_config(world.conf)
     requests = loadtest.default_mix(cfg, world.start, world.end)
     malls = [m.id for m in cfg.malls]
-    with Server(world, refresh_seconds) as server:
+    with ApiServer(world.conf, world.lake, refresh_seconds=refresh_seconds,
+                   log=world.root / "serve.log") as server:
         before = loadtest.fetch_all(server.url, TOKEN, requests)
         day_before = day_totals(server.url, late_date, malls)
         if any(status != 200 for status, _ in before):
@@ -295,6 +253,7 @@ def checks(r: dict) -> dict[str, bool]:
 
 
 def markdown(r: dict) -> str:
+    """The results of :func:`run_scenario` as the Markdown of ``load-api.md``."""
     c, g, n, m = r["classes"], r["during_gold_stage"], r["nightly"], r["machine"]
     spans = ", ".join(f"{k} {v[0]:.0f}–{v[1]:.0f} s" for k, v in n["stage_spans_from_load_start"].items())
     la = m["load_average"]
@@ -328,7 +287,8 @@ def markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m reports.loadscenario", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.loadscenario",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=50, help="concurrent clients (default: 50)")
     p.add_argument("--seconds", type=float, default=60, help="least load duration (default: 60)")
     p.add_argument("--days", type=int, default=7, help="days of the generated world (default: 7)")

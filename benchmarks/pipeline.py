@@ -1,4 +1,4 @@
-"""``make bench`` / ``python -m jobs.bench``: backfill throughput and memory by data size.
+"""``make bench`` / ``python -m benchmarks.pipeline``: backfill throughput and memory by data size.
 
 For each size it generates a world (cached under ``.cache/bench/``), runs the real
 command line ``python -m jobs backfill`` in a fresh process on a fresh lakehouse with
@@ -27,7 +27,10 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import ROOT
+from jobs.spec import (BOUNCED, CLIENT_DAYS, COMEBACK_WINDOWS, ENGAGED, HALF_ENGAGED, SESSIONS,
+                       VISITOR)
+
 START = dt.date(2016, 1, 4)
 DAYS = 57
 
@@ -145,9 +148,9 @@ def combos_cost(lake: Path, conf: Path) -> dict:
 
     from jobs import classify, metrics
     from jobs.config import load_config
-    from jobs.run import malls_df
+    from jobs.stages import malls_df
     from jobs.spark import build_spark
-    from jobs.tables import CLIENT_DAYS, SESSIONS, Lakehouse
+    from jobs.tables import Lakehouse
 
     cfg = load_config(conf)
     spark = build_spark(cfg.storage.spark_master, "footfall-bench", cfg.storage.spark_conf)
@@ -169,22 +172,23 @@ def combos_cost(lake: Path, conf: Path) -> dict:
     all_combos = timed(metrics.group_datetime(classified, malls))
     # One pair (b=5, e=20): a plain groupBy per user type, counts and distinct clients.
     k = F.col("duration_ms")
-    user_type = (F.when(F.col("base_class") != "visitor", F.col("base_class"))
-                 .when(k < 5 * 60_000, "bounced").when(k < 20 * 60_000, "half engaged").otherwise("engaged"))
+    user_type = (F.when(F.col("base_class") != VISITOR, F.col("base_class"))
+                 .when(k < 5 * 60_000, BOUNCED).when(k < 20 * 60_000, HALF_ENGAGED).otherwise(ENGAGED))
     keys = ["mall_id", "object_id", "object_type", "interval", "bucket_start", "bucket_date"]
     one = (metrics.add_buckets(classified, malls).withColumn("user_type", user_type)
            .groupBy(*keys, "user_type")
            .agg(F.count(F.lit(1)).alias("n"), F.sum("duration_ms").alias("ms"),
                 F.countDistinct("client_id").alias("clients"),
                 *[F.countDistinct(F.when(F.col("comeback").bitwiseAND(1 << i) != 0, F.col("client_id")))
-                  .alias(f"cb{i}") for i in range(7)]))
+                  .alias(f"cb{i}") for i in range(len(COMEBACK_WINDOWS))]))
     one_pair = timed(one)
     spark.stop()
     return {"all_28x7_seconds": all_combos, "one_pair_seconds": one_pair}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="1000000,2000000,4000000",
                    help="target probe counts, comma-separated (default: 1M, 2M, 4M)")
     p.add_argument("--out", default=str(ROOT / "bench-out"))

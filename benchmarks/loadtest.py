@@ -1,4 +1,4 @@
-"""``python -m reports.loadtest``: many concurrent clients against
+"""``python -m benchmarks.loadtest``: many concurrent clients against
 ``GET /reports/group_datetime``, for a bounded time.
 
 Each client is an asyncio task with its own keep-alive connection (httpx), sending one
@@ -29,6 +29,9 @@ from typing import Sequence
 
 import httpx
 
+from benchmarks.common import percentiles
+from jobs.spec import INTERVALS
+
 PATH = "/reports/group_datetime"
 
 
@@ -55,7 +58,7 @@ def default_mix(cfg, start: dt.date, end: dt.date) -> list[dict]:
     span = {"from": start.isoformat(), "to": end.isoformat()}
     out: list[dict] = []
     for m in malls:
-        for interval in ("daily", "hourly", "weekly", "monthly", "weekday", "weekend"):
+        for interval in INTERVALS:
             out.append({"objects": str(m), "interval": interval, **span})
         out.append({"objects": str(m), "interval": "daily", "comeback": "1 month",
                     "bounce_threshold": "10 minute", "engagement_threshold": "30 minute", **span})
@@ -148,12 +151,12 @@ def run_load(url: str, token: str, requests: Sequence[dict], clients: int, secon
 def latency_stats(samples: Sequence[Sample], server: bool = False) -> dict:
     """p50, p90, p99, max and mean latency (ms) of ``samples`` (``server``: the app's own
     share, from Server-Timing)."""
-    ms = sorted((s.server if server else s.latency) * 1000 for s in samples if not server or s.server >= 0)
+    ms = [(s.server if server else s.latency) * 1000 for s in samples if not server or s.server >= 0]
     if not ms:
         return {"n": 0}
-    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
-    return {"n": len(ms), "p50_ms": round(q[49], 1), "p90_ms": round(q[89], 1),
-            "p99_ms": round(q[98], 1), "max_ms": round(ms[-1], 1),
+    q = percentiles(ms, 50, 90, 99)
+    return {"n": len(ms), "p50_ms": round(q[50], 1), "p90_ms": round(q[90], 1),
+            "p99_ms": round(q[99], 1), "max_ms": round(max(ms), 1),
             "mean_ms": round(statistics.fmean(ms), 1)}
 
 
@@ -210,7 +213,8 @@ def markdown(rows: Sequence[tuple[str, dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m reports.loadtest", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.loadtest",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--url", required=True, help="the API's base URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--token", required=True, help="an API token (x-token)")
     p.add_argument("--clients", type=int, default=50, help="concurrent clients (default: 50)")

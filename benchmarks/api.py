@@ -1,18 +1,17 @@
-"""``make bench-api`` / ``python -m reports.bench``: latency of the report API against a
+"""``make bench-api`` / ``python -m benchmarks.api``: latency of the report API against a
 year of gold, and the same requests answered by Spark SQL.
 
 The table: a demo-shaped world of 2 malls (Moscow, Berlin) × 2 floors × 6 zones = 30
 objects, every object with sessions in every open hour (08:00–24:00 local) of 2016, so
 every bucket has its 28 × 7 rows: ~37 million rows, written by Spark with the pipeline's
-settings (``jobs.spark.build_spark``), partitioned by ``mall_id, interval``. Two layouts
-of the same rows:
+settings (``jobs.spark.build_spark``: row groups of 100,000 rows), partitioned by
+``jobs.spec.GOLD_PARTITIONS``. Two layouts of the same rows, one file per partition:
 
-* ``pipeline`` — as a backfill writes gold today: one file per partition, one large row
-  group, rows of a bucket together but buckets in no particular order;
-* ``clustered`` — each partition sorted by ``object_id, bounce_threshold,
-  engagement_threshold, bucket_start`` in row groups of 100,000 rows, so that the row
-  groups' statistics let a request skip what it does not need (docs/decisions.md,
-  "Report API").
+* ``unsorted`` — the old layout, as gold was first written: rows of a bucket together
+  but buckets in no particular order, so row-group statistics skip little;
+* ``clustered`` — the layout the pipeline writes now: each partition sorted by
+  ``jobs.spec.GOLD_SORT`` (object, thresholds, bucket start), so that the row groups'
+  statistics let a request skip what it does not need (docs/decisions.md, "Report API").
 
 The requests (varied between repetitions: objects, months, threshold pairs, windows):
 a daily year for 10 zones; an hourly month for 5 zones; a monthly year for 20 zones. The
@@ -21,9 +20,8 @@ request end to end (one client, keep-alive), then throughput with 4 clients. Spa
 answers the same filters on the same table in a local[2] session (rows collected to the
 driver, no zero-filling or JSON: a lower bound of its cost).
 
-This is the one module of ``reports`` that uses Spark (lazily): to write the table as
-the pipeline does and to compare. Benchmarks measure; they assert nothing. Results go to
-``bench-out/api-results.{json,md}``.
+Spark is imported lazily, to write the table and to compare. Benchmarks measure; they
+assert nothing. Results go to ``bench-out/api-results.{json,md}``.
 """
 
 from __future__ import annotations
@@ -34,9 +32,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -45,14 +40,17 @@ from pathlib import Path
 import httpx
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import ROOT, ApiServer, percentiles
+from jobs.spec import (COMEBACK_COLUMNS, COMEBACK_WINDOWS, GOLD_PARTITIONS, GOLD_SORT,
+                       GROUP_DATETIME, GSH_INTERVALS, INTERVALS, THRESHOLD_PAIRS, USER_TYPES)
+
 YEAR = (dt.date(2016, 1, 1), dt.date(2016, 12, 31))
 OPEN_HOURS = range(8, 24)
 MALLS = [(215, "Galereya", "Europe/Moscow"), (1290, "Alexa", "Europe/Berlin")]
 TOKEN = "bench-token"
 PAIRS = [(5, 20), (2, 45), (10, 30), (15, 15), (5, 10)]
 WINDOWS = ["2 week", "1 month", "3 month", "1 year"]
-LAYOUTS = ("pipeline", "clustered")
+LAYOUTS = ("unsorted", "clustered")
 
 
 def bench_conf(folder: Path) -> Path:
@@ -83,7 +81,7 @@ def _bucket_rows(cfg) -> list[tuple]:
     rows = []
     for mall in cfg.malls:
         objs = [o for o in cfg.objects if o.mall_id == mall.id]
-        for interval in ("hourly", "daily", "weekly", "monthly", "weekday", "weekend"):
+        for interval in INTERVALS:
             for b in buckets(interval, *YEAR, mall.timezone):
                 if interval == "hourly" and int(b.label[11:13]) not in OPEN_HOURS:
                     continue
@@ -96,40 +94,33 @@ def write_table(spark, cfg, path: Path, layout: str) -> int:
     """Write the year of gold rows under ``path`` in ``layout``; the number of rows."""
     from pyspark.sql import functions as F
 
-    from jobs.tables import GROUP_DATETIME, SCHEMAS
+    from jobs.tables import SCHEMAS
 
     schema = ("mall_id long, object_id long, object_type string, interval string, start long, "
               "bucket_date date, datetime string")
     b = spark.createDataFrame(_bucket_rows(cfg), schema)
-    types = ["all", "bounced", "employee", "engaged", "half engaged", "passer", "visitor"]
-    minutes = [2, 5, 10, 15, 20, 30, 45]
-    combos = spark.createDataFrame([(x, y, t) for x in minutes for y in minutes if y >= x for t in types],
+    combos = spark.createDataFrame([(x, y, t) for x, y in THRESHOLD_PAIRS for t in USER_TYPES],
                                    "bounce_threshold int, engagement_threshold int, user_type string")
     h = F.xxhash64("object_id", "start", "bounce_threshold", "engagement_threshold", "user_type")
     sessions = F.pmod(h, 4000)
-    gsh = F.when(F.col("interval").isin("daily", "weekly", "monthly"),
+    gsh = F.when(F.col("interval").isin(*GSH_INTERVALS),
                  F.round(F.pmod(h, 1_000_000) / 100.0, 2)).otherwise(0.0)
-    df = (b.orderBy(F.rand(7))  # buckets in no particular order, as the pipeline's aggregation leaves them
+    df = (b.orderBy(F.rand(7))  # buckets in no particular order, as the aggregation leaves them
           .crossJoin(F.broadcast(combos))
           .select("object_id", "object_type", "mall_id", "interval",
                   F.timestamp_seconds("start").alias("bucket_start"), "bucket_date", "datetime",
                   "bounce_threshold", "engagement_threshold", "user_type",
                   sessions.alias("count_session"), (sessions * 3 / 4).cast("long").alias("count_client"),
                   F.pmod(h, 90).alias("avg_session_duration"), gsh.alias("sum_session_duration"),
-                  *[(sessions / (k + 4)).cast("long").alias(f"count_comeback_client_{s}")
-                    for k, s in enumerate(["2_week", "1_month", "2_month", "3_month", "6_month",
-                                           "1_year", "10_year"])])
+                  *[(sessions / (k + 4)).cast("long").alias(w.column)
+                    for k, w in enumerate(COMEBACK_WINDOWS)])
           .select(*SCHEMAS[GROUP_DATETIME].fieldNames()))
-    writer = df.repartition("mall_id", "interval")
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    writer = df.repartition(*GOLD_PARTITIONS)
     if layout == "clustered":
-        writer = writer.sortWithinPartitions("mall_id", "interval", "object_id", "bounce_threshold",
-                                             "engagement_threshold", "bucket_start")
-        # Row groups of 100k rows: small enough to skip, large enough to compress well.
-        hadoop.set("parquet.block.row.count.limit", "100000")
-    (writer.write.format("delta").partitionBy("mall_id", "interval").mode("overwrite")
+        # Partition columns first, as the pipeline sorts: the writer keeps this order.
+        writer = writer.sortWithinPartitions(*GOLD_PARTITIONS, *GOLD_SORT)
+    (writer.write.format("delta").partitionBy(*GOLD_PARTITIONS).mode("overwrite")
      .option("optimizeWrite", "false").save(str(path)))
-    hadoop.unset("parquet.block.row.count.limit")
     return spark.read.format("delta").load(str(path)).count()
 
 
@@ -164,36 +155,16 @@ def _query(p: dict) -> dict:
 
 
 def _stats(seconds: list[float]) -> dict:
-    ms = sorted(s * 1000 for s in seconds)
-    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p99_ms": round(q[98], 1),
-            "max_ms": round(ms[-1], 1)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """n, p50, p99 and max (ms) of latencies given in seconds."""
+    ms = [s * 1000 for s in seconds]
+    q = percentiles(ms, 50, 99)
+    return {"n": len(ms), "p50_ms": round(q[50], 1), "p99_ms": round(q[99], 1), "max_ms": round(max(ms), 1)}
 
 
 def measure_api(conf: Path, lake: Path, cases: dict[str, list[dict]], repeat: int, clients: int) -> dict:
     """Start ``python -m reports serve`` on loopback and time every scenario."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "reports", "serve", "--port", str(port), "--conf",
-                               str(conf), "--lakehouse", str(lake)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/reports/group_datetime"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the API server did not start")
-                time.sleep(0.2)
+    with ApiServer(conf, lake) as server:
+        url = f"{server.url}/reports/group_datetime"
         results = {}
         headers = {"x-token": TOKEN}
         for name, params in cases.items():
@@ -233,24 +204,19 @@ def measure_api(conf: Path, lake: Path, cases: dict[str, list[dict]], repeat: in
                   f"{results[name]['p99_ms']:7.1f} ms  {one_client:6.1f} req/s  (server p50 "
                   f"{results[name]['server_p50_ms']:.1f} ms)", flush=True)
         return results
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def measure_spark(spark, cfg, lake: Path, cases: dict[str, list[dict]], repeat: int) -> dict:
     """The same filters as Spark SQL on the same table, rows collected to the driver."""
-    from reports.params import COMEBACKS
-
     mall_of = {o.id: o.mall_id for o in cfg.objects}
-    spark.read.format("delta").load(str(lake / "gold" / "group_datetime")).createOrReplaceTempView("gold")
+    spark.read.format("delta").load(str(lake / GROUP_DATETIME)).createOrReplaceTempView("gold")
     results = {}
     for name, params in cases.items():
         def sql(p: dict) -> str:
             b, e = (int(p[k].split()[0]) for k in ("bounce_threshold", "engagement_threshold"))
             malls = sorted({mall_of[o] for o in p["objects"]})
             return (f"SELECT object_id, datetime, user_type, count_session, count_client, "
-                    f"avg_session_duration, {COMEBACKS[p['comeback']]} AS count_comeback_client, "
+                    f"avg_session_duration, {COMEBACK_COLUMNS[p['comeback']]} AS count_comeback_client, "
                     f"sum_session_duration FROM gold WHERE mall_id IN ({','.join(map(str, malls))}) "
                     f"AND `interval` = '{p['interval']}' "
                     f"AND object_id IN ({','.join(map(str, p['objects']))}) "
@@ -292,16 +258,20 @@ def _table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m reports.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.api",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", default=str(ROOT / ".cache" / "bench-api"), help="where the tables are kept")
     p.add_argument("--out", default=str(ROOT / "bench-out"))
-    p.add_argument("--layouts", default=",".join(LAYOUTS), help="pipeline,clustered (default: both)")
+    p.add_argument("--layouts", default=",".join(LAYOUTS), help="unsorted,clustered (default: both)")
     p.add_argument("--repeat", type=int, default=200, help="API requests per scenario (default: 200)")
     p.add_argument("--spark-repeat", type=int, default=20,
                    help="Spark SQL queries per scenario (default: 20)")
     p.add_argument("--no-spark", action="store_true", help="skip the Spark SQL comparison")
     p.add_argument("--rebuild", action="store_true", help="write the tables again")
     args = p.parse_args(argv)
+    layouts = [x for x in args.layouts.split(",") if x]
+    if not layouts or set(layouts) - set(LAYOUTS):
+        p.error(f"--layouts: one or more of {','.join(LAYOUTS)}")
 
     from jobs.config import load_config
 
@@ -309,7 +279,6 @@ def main(argv: list[str] | None = None) -> int:
     conf = bench_conf(cache / "conf")
     cfg = load_config(conf)
     cases = scenarios(cfg)
-    layouts = [x for x in args.layouts.split(",") if x]
     import psutil
 
     memory_gb = round(psutil.virtual_memory().total / 2**30, 1)
@@ -330,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         if layout in need:
             shutil.rmtree(lake, ignore_errors=True)
             t0 = time.perf_counter()
-            rows = write_table(spark, cfg, lake / "gold" / "group_datetime", layout)
+            rows = write_table(spark, cfg, lake / GROUP_DATETIME, layout)
             marker.write_text(json.dumps({"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}))
             print(f"wrote {layout}: {rows:,} rows in {time.perf_counter() - t0:.0f} s", flush=True)
-        files = list((lake / "gold" / "group_datetime").rglob("*.parquet"))
+        files = list((lake / GROUP_DATETIME).rglob("*.parquet"))
         results["layouts"][layout] = {"rows": json.loads(marker.read_text())["rows"], "files": len(files),
                                       "mib": sum(f.stat().st_size for f in files) / 2**20}
     if spark is not None and not args.no_spark:

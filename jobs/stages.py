@@ -1,0 +1,248 @@
+"""The stages of a run, each an idempotent write, so that a run that dies is completed
+by running it again (SPEC §9):
+
+1. :func:`ingest_new_files` — new landing files → ``bronze/probes`` (MERGE on sensor,
+   client, instant), ``bronze/quarantine`` (MERGE on file, line), ``ops/pending_dates``
+   (the (mall, local date)s with new probes), then ``ops/ingested_files``.
+   :func:`replay_quarantine` (backfill) brings back quarantined records now valid.
+2. :func:`build_sessions` — the run's (mall, date) scope is rebuilt from bronze into
+   ``silver/sessions`` and ``silver/client_days`` (replaceWhere on the scope).
+3. :func:`build_gold` — every bucket the scope can change (:mod:`jobs.scope`) is
+   recomputed and replaced in ``gold/group_datetime``.
+
+Transforms come from :mod:`jobs.ingest`, :mod:`jobs.sessions`, :mod:`jobs.classify` and
+:mod:`jobs.metrics`; files are read by :mod:`jobs.landing`, tables by :mod:`jobs.tables`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import classify, ingest, landing, metrics, scope, sessions
+from jobs.config import Config
+from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
+from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GOLD_SORT, GROUP_DATETIME,
+                       INGESTED_FILES, PENDING_DATES, QUARANTINE, SENSORS, SESSIONS, TOO_LATE,
+                       UNKNOWN_SENSOR)
+from jobs.summary import Summary
+from jobs.tables import SCHEMAS, Lakehouse
+
+# -- the config as DataFrames ---------------------------------------------------------
+
+
+def sensors_df(spark: SparkSession, cfg: Config) -> DataFrame:
+    """The configured sensors: ``(sensor_id, zone_id, floor_id, mall_id, threshold)``."""
+    return spark.createDataFrame(
+        cfg.sensor_rows(),
+        "sensor_id string, zone_id long, floor_id long, mall_id long, threshold int")
+
+
+def malls_df(spark: SparkSession, cfg: Config) -> DataFrame:
+    """The malls and their time zones: ``(mall_id, timezone)``."""
+    return spark.createDataFrame([(m.id, m.timezone) for m in cfg.malls],
+                                 "mall_id long, timezone string")
+
+
+def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.date) -> DataFrame:
+    """Bring ``ops/sensors`` up to date with the config and return it.
+
+    Configured sensors are active (``retired_on`` null) with their place from the
+    config; a sensor that left the config keeps its last place and the date it left,
+    so that recomputing past dates still counts its probes (its history stays), while
+    new records from it are ``unknown_sensor``.
+    """
+    current = {r[0]: (*r, None) for r in cfg.sensor_rows()}
+    before = {r.sensor_id: tuple(r) for r in lake.read(SENSORS).collect()}
+    after = dict(current)
+    for sid, row in before.items():
+        if sid not in current:
+            after[sid] = row if row[-1] is not None else (*row[:-1], today)
+    registry = spark.createDataFrame(sorted(after.values()), SCHEMAS[SENSORS])
+    if after != before:
+        lake.overwrite(SENSORS, registry)
+    return registry
+
+
+# -- 1. ingest -------------------------------------------------------------------------
+
+def _parse(lines: DataFrame, spark: SparkSession, cfg: Config, key: bytes, now: dt.datetime) -> DataFrame:
+    now_ms = int(now.timestamp() * 1000)
+    sensors = sensors_df(spark, cfg)
+    return (lines.transform(ingest.parse_fields)
+            .transform(ingest.validate, sensors, now_ms)
+            .transform(ingest.pseudonymise, key)
+            .transform(ingest.locate, sensors, malls_df(spark, cfg)))
+
+
+def _write_probes(lake: Lakehouse, valid: DataFrame, run_id: str, touched: list[MallDate]) -> None:
+    if not touched:
+        return
+    malls = sorted({m for m, _ in touched})
+    lo, hi = min(d for _, d in touched), max(d for _, d in touched)
+    prune = (f"t.mall_id IN ({', '.join(map(str, malls))}) AND "
+             f"t.date >= DATE'{lo}' AND t.date <= DATE'{hi}'")
+    probes = (valid.withColumn("run_id", F.lit(run_id))
+              .select(*SCHEMAS[BRONZE_PROBES].fieldNames())
+              .transform(ingest.dedupe_probes))
+    lake.merge(BRONZE_PROBES, probes, ["mall_id", "date", "sensor_id", "client_id", "ts"],
+               prune=prune, update_when="s.rssi > t.rssi", update_set={"rssi": "s.rssi"})
+
+
+def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
+                     key: bytes, now: dt.datetime, too_late_before: dt.date | None) -> list[MallDate]:
+    """Ingest every landing file not ingested yet; return the (mall, date) pairs of the
+    valid probes read.
+
+    :param key: the HMAC key for client ids (resolved once per run).
+    :param too_late_before: the nightly lateness cut-off (SPEC §9); None in a backfill.
+    """
+    listing = landing.list_landing(spark, cfg.storage.landing).cache()
+    known = lake.read(INGESTED_FILES).select("path", "size", "modification_time")
+    new_files = listing.join(known, ["path", "size", "modification_time"], "left_anti").collect()
+    summary.files_seen = listing.count()
+    summary.files_new = len(new_files)
+    listing.unpersist()
+    if not new_files:
+        return []
+    lines = ingest.split_lines(landing.read_files(spark, [r.path for r in new_files]))
+    parsed = _parse(lines, spark, cfg, key, now)
+    if too_late_before is not None:
+        parsed = ingest.flag_too_late(parsed, too_late_before)
+    parsed = parsed.persist()
+    stats = (parsed.groupBy("source_file", "reason")
+             .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("randomized").cast("int")).alias("rnd"))
+             .collect())
+    with_lines = {r.source_file for r in stats}
+    uris = {r.path: landing.file_uri(spark, r.path) for r in new_files}
+    corrupt = landing.unreadable_files(spark, [p for p, u in uris.items() if u not in with_lines])
+    for r in stats:
+        summary.records_read += r.n
+        if r.reason is None:
+            summary.records_valid += r.n
+            summary.randomized_read += r.rnd or 0
+        else:
+            summary.reject(r.reason, r.n)
+    valid = parsed.where(F.col("reason").isNull())
+    touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
+    _write_probes(lake, valid, summary.run_id, touched)
+    rejected = (parsed.where(F.col("reason").isNotNull())
+                .withColumn("run_id", F.lit(summary.run_id))
+                .select(*SCHEMAS[QUARANTINE].fieldNames()))
+    if corrupt:
+        summary.reject(CORRUPT_FILE, len(corrupt))
+        summary.notes.extend(f"{CORRUPT_FILE}: {path}: {error}" for path, error in sorted(corrupt.items()))
+        whole = spark.createDataFrame(
+            [(uris[path], 0, None, None, CORRUPT_FILE, None, None, summary.run_id, None) for path in corrupt],
+            SCHEMAS[QUARANTINE])
+        rejected = rejected.unionByName(whole)
+    lake.merge(QUARANTINE, rejected, ["source_file", "line_no"])
+    _clear_repaired(lake, with_lines)
+    if touched:
+        pending = spark.createDataFrame(touched, SCHEMAS[PENDING_DATES])
+        lake.merge(PENDING_DATES, pending, ["mall_id", "date"])
+    registry = spark.createDataFrame(
+        [(r.path, r.size, r.modification_time, summary.run_id) for r in new_files],
+        SCHEMAS[INGESTED_FILES])
+    lake.merge(INGESTED_FILES, registry, ["path", "size", "modification_time"])
+    parsed.unpersist()
+    return touched
+
+
+def _clear_repaired(lake: Lakehouse, readable: set[str]) -> None:
+    """A file once quarantined whole as corrupt, delivered again and now readable,
+    leaves the quarantine: its records are in bronze or quarantined line by line."""
+    if not lake.exists(QUARANTINE):
+        return
+    held = {r.source_file for r in lake.read(QUARANTINE).where(f"reason = '{CORRUPT_FILE}'")
+            .select("source_file").collect()}
+    repaired = sorted(held & readable)
+    if repaired:
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in repaired)
+        lake.delete(QUARANTINE, f"reason = '{CORRUPT_FILE}' AND source_file IN ({files})")
+
+
+def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
+                      key: bytes, now: dt.datetime, ranges: DateRanges) -> list[MallDate]:
+    """Bring quarantined ``too_late`` and ``unknown_sensor`` records that are now valid
+    and whose (mall, local date) is in ``ranges`` into bronze (SPEC §9: "brought in by
+    an explicit backfill"; a sensor added to objects.yaml gets its earlier records)."""
+    if not lake.exists(QUARANTINE):
+        return []
+    # too_late rows know their (mall, date); unknown_sensor rows their sensor (rows
+    # quarantined before the column existed have none: they are tried every time).
+    configured = ", ".join("'" + r[0].replace("'", "''") + "'" for r in cfg.sensor_rows()) or "NULL"
+    held = lake.read(QUARANTINE).where(
+        f"(reason = '{UNKNOWN_SENSOR}' AND (sensor_id IS NULL OR sensor_id IN ({configured}))) OR "
+        f"(reason = '{TOO_LATE}' AND ({date_ranges_predicate(ranges, 'date')}))")
+    if held.isEmpty():
+        return []
+    lines = held.select("source_file", ingest.format_of(F.col("source_file")).alias("format"),
+                        "line_no", "raw", "csv_header")
+    parsed = _parse(lines, spark, cfg, key, now).persist()
+    valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(ranges, "date"))
+    touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
+    summary.replayed_from_quarantine = valid.count()
+    if touched:
+        _write_probes(lake, valid, summary.run_id, touched)
+        # Bronze holds them now: only then do they leave the quarantine.
+        lake.delete_keys(QUARANTINE, valid, ["source_file", "line_no"])
+    parsed.unpersist()
+    return touched
+
+
+# -- 2. sessions -----------------------------------------------------------------------
+
+def build_sessions(lake: Lakehouse, cfg: Config, summary: Summary, ranges: DateRanges,
+                   sensors: DataFrame) -> None:
+    """Rebuild silver for ``ranges`` (per mall, date ranges) from bronze.
+
+    :param sensors: the sensor registry (:func:`sync_sensors`): configured sensors and
+        the retired ones, whose stored probes still count where they were.
+    """
+    pred = date_ranges_predicate(ranges, "date")
+    probes = lake.read(BRONZE_PROBES).where(pred)
+    if cfg.settings.randomized_macs == "exclude":
+        summary.randomized_excluded = probes.where("randomized").count()
+    built = (probes
+             .transform(sessions.drop_randomized, cfg.settings.randomized_macs)
+             .transform(sessions.at_objects, sensors)
+             .transform(sessions.sessionize, cfg.settings.session_gap_minutes))
+    lake.replace(SESSIONS, built, pred)
+    summary.sessions_written = lake.last_metric(SESSIONS, "numOutputRows")
+    summary.session_dates = len(scope.days(ranges))
+    lake.replace(CLIENT_DAYS, lake.read(SESSIONS).where(pred).transform(sessions.client_days), pred)
+
+
+# -- 3. gold ---------------------------------------------------------------------------
+
+def gold_scope(lake: Lakehouse, cfg: Config, ranges: DateRanges) -> GoldScope:
+    """The gold buckets that the new sessions of ``ranges`` can change."""
+    nxt = scope.next_visits(lake.read(CLIENT_DAYS), ranges).collect()
+    dates = scope.dependent_dates(ranges, cfg.settings.employee_window_days,
+                                  [(r.mall_id, r.next_date) for r in nxt])
+    return GoldScope.around(dates)
+
+
+def build_gold(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
+               owned: GoldScope) -> None:
+    """Recompute and replace every gold bucket in ``owned``."""
+    read = owned.read_ranges()
+    s = cfg.settings
+    all_days = lake.read(CLIENT_DAYS).where(
+        f"mall_id IN ({', '.join(str(m) for m in read) or 'NULL'})")
+    mall_days = (all_days.where(F.col("object_type") == "mall")
+                 .where(date_ranges_predicate(scope.employee_lookback(read, s.employee_window_days), "date")))
+    employees = classify.employee_days(mall_days, s.employee_window_days, s.employee_min_days,
+                                       s.employee_min_daily_minutes)
+    last = max(hi for rs in read.values() for _, hi in rs)
+    previous = classify.previous_visits(all_days.where(F.col("date") <= F.lit(last)))
+    classified = classify.classify(lake.read(SESSIONS).where(date_ranges_predicate(read, "date")),
+                                   employees, previous)
+    gold = metrics.group_datetime(classified, malls_df(spark, cfg)).where(owned.predicate())
+    # One sorted file per (mall, interval): the API reads a few row groups of it.
+    lake.replace(GROUP_DATETIME, gold, owned.predicate(), sorted_by=GOLD_SORT)
+    summary.gold_rows_written = lake.last_metric(GROUP_DATETIME, "numOutputRows")
+    summary.gold_buckets_dates = owned.mall_dates()

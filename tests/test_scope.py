@@ -1,0 +1,45 @@
+"""What a run owns (jobs/scope.py, SPEC §9): hand-computed dates, no Spark."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from jobs.scope import (GoldScope, by_mall, date_ranges_predicate, dependent_dates,
+                        employee_lookback, to_ranges)
+
+
+def test_dates_collapse_into_maximal_runs():
+    days = [date(2016, 2, d) for d in (5, 1, 2, 3, 3)]
+    assert to_ranges(days) == [(date(2016, 2, 1), date(2016, 2, 3)), (date(2016, 2, 5), date(2016, 2, 5))]
+    assert by_mall([(2, date(2016, 2, 1)), (1, date(2016, 2, 2)), (2, date(2016, 2, 2))]) == {
+        2: [(date(2016, 2, 1), date(2016, 2, 2))], 1: [(date(2016, 2, 2), date(2016, 2, 2))]}
+
+
+def test_a_changed_date_touches_the_next_13_dates_and_the_next_visits():
+    d = date(2016, 3, 1)
+    got = dependent_dates({1: [(d, d)]}, employee_window_days=14, next_visit_dates=[(1, date(2016, 6, 1))])
+    assert got == [(1, d + timedelta(days=i)) for i in range(14)] + [(1, date(2016, 6, 1))]
+
+
+def test_employee_status_looks_back_13_days():
+    assert employee_lookback({1: [(date(2016, 3, 1), date(2016, 3, 2))]}, 14) == {
+        1: [(date(2016, 2, 17), date(2016, 3, 2))]}
+
+
+def test_gold_scope_is_the_whole_day_iso_week_and_month():
+    scope = GoldScope.around([(7, date(2016, 2, 29))])  # a Monday, the last day of February
+    assert scope.periods == {
+        "day": {7: [(date(2016, 2, 29), date(2016, 2, 29))]},
+        "week": {7: [(date(2016, 2, 29), date(2016, 3, 6))]},
+        "month": {7: [(date(2016, 2, 1), date(2016, 2, 29))]},
+    }
+    assert scope.read_ranges() == {7: [(date(2016, 2, 1), date(2016, 3, 6))]}
+    assert scope.mall_dates() == 1
+    pred = scope.predicate()
+    assert "(interval IN ('hourly', 'daily') AND ((mall_id = 7 AND bucket_date >= DATE'2016-02-29'" in pred
+    assert "(interval IN ('weekly', 'weekday', 'weekend') AND ((mall_id = 7 AND bucket_date >= DATE'2016-02-29' AND bucket_date <= DATE'2016-03-06')))" in pred
+    assert "(interval IN ('monthly') AND ((mall_id = 7 AND bucket_date >= DATE'2016-02-01' AND bucket_date <= DATE'2016-02-29')))" in pred
+
+
+def test_a_predicate_that_owns_nothing_is_false():
+    assert date_ranges_predicate({}, "date") == "false"
