@@ -12,16 +12,14 @@ import pytest
 from jobs.config import load_config
 from jobs.spark import build_spark
 from tests.helpers import TEST_SPARK_CONF, write_conf
-# Re-exported only until tests/test_config.py imports them from tests.helpers (its owner's
-# edit); nothing else may import this module.
-from tests.helpers import OBJECTS_YAML  # noqa: F401
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "heavy: runs for minutes (crash and rerun, two runs at once, the API under "
-        "load, Airflow dag.test() with spark-submit, the standalone cluster, the long fuzz and "
-        "privacy runs): `make test-heavy`, not `make test`; CI runs both")
+        "load, Airflow dag.test() with spark-submit, the standalone cluster, every fuzz example, "
+        "every night of the end-to-end world, the command-line privacy run): `make test-heavy`, "
+        "not `make test`; CI runs both")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """Airflow end to end: ``dag.test()`` of footfall_nightly for one date and of
 footfall_backfill over three dates, each running the real spark-submit on local[2],
-on a tiny generated world; their gold equals the pipeline's own backfill."""
+on a tiny generated world; their gold equals the pipeline's own backfill. Those two are
+heavy (`make test-heavy`); the backfill DAG's parameter check, which stops before Spark,
+runs in `make test`."""
 
 from __future__ import annotations
 

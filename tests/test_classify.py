@@ -4,72 +4,82 @@ from __future__ import annotations
 
 import datetime as dt
 
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
 from jobs import classify
 from jobs.spec import COMEBACK_WINDOWS
+from tests.helpers import assert_cases
 
 DAY = dt.timedelta(days=1)
 MIN = 60_000
+#: The comeback windows, in the order of the mask's bits.
+WINDOWS = [w.name for w in COMEBACK_WINDOWS]
 
 
-def _employees(spark, days):
-    """days: list of (date, minutes at the mall) for one client → {date: is_employee}."""
-    df = spark.createDataFrame([(1, "c", d, int(m * MIN)) for d, m in days],
-                               "mall_id long, client_id string, date date, duration_ms long")
-    out = classify.employee_days(df, window_days=14, min_days=5, min_daily_minutes=240)
-    return {r.date: r.is_employee for r in out.collect()}
-
-
-def test_fifth_long_day_in_the_window_makes_an_employee(spark):
+def test_employee_on_d_when_5_of_the_14_days_d_minus_13_to_d_have_240_minutes(spark):
+    """One client per case at mall 1: (date, minutes at the mall) in, is_employee per date out."""
     d0 = dt.date(2016, 2, 1)
-    got = _employees(spark, [(d0 + i * DAY, 240) for i in range(5)])
-    assert [got[d0 + i * DAY] for i in range(5)] == [False, False, False, False, True]
+    days = {
+        # 240 minutes on 5 days running: the 4th long day is not enough, the 5th is.
+        "fifth long day": [(d0 + i * DAY, 240) for i in range(5)],
+        # 240 minutes less 1 ms on the 5th day: not a long day.
+        "fifth day 1 ms short": [(d0 + i * DAY, 240) for i in range(4)] + [(d0 + 4 * DAY, 240 - 1 / MIN)],
+        # Long days on d0 … d0+3 and on d0+13 (window d0 … d0+13: five); a short visit on
+        # d0+14 (window d0+1 … d0+14: four left).
+        "window d-13 to d": [(d0 + i * DAY, 300) for i in range(4)] + [(d0 + 13 * DAY, 300),
+                                                                      (d0 + 14 * DAY, 10)],
+    }
+    expected = {
+        "fifth long day": [False, False, False, False, True],
+        "fifth day 1 ms short": [False, False, False, False, False],
+        "window d-13 to d": [False, False, False, False, True, False],
+    }
+    mall_days = spark.createDataFrame(
+        [(1, case, d, int(m * MIN)) for case, rows in days.items() for d, m in rows],
+        "mall_id long, client_id string, date date, duration_ms long")
+    got = classify.employee_days(mall_days, window_days=14, min_days=5, min_daily_minutes=240)
+    want = spark.createDataFrame(
+        [(1, case, d, is_employee) for case, rows in days.items()
+         for (d, _), is_employee in zip(rows, expected[case], strict=True)],
+        "mall_id long, client_id string, date date, is_employee boolean")
+    assert_df_equality(got, want, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_a_day_one_millisecond_short_does_not_count(spark):
-    d0 = dt.date(2016, 2, 1)
-    days = [(d0 + i * DAY, 240) for i in range(4)] + [(d0 + 4 * DAY, 240 - 1 / MIN)]
-    assert _employees(spark, days)[d0 + 4 * DAY] is False
+def test_comes_back_within_w_when_the_previous_date_is_on_or_after_d_minus_w(spark):
+    """SPEC §5, one row per (case, window): d − W in SQL interval arithmetic (days for
+    weeks, calendar months clamped to the month's last day)."""
+    def every_window(case, d, prev, back):
+        return [(case, d, prev, w, w in back) for w in WINDOWS]
 
-
-def test_the_window_is_d_minus_13_to_d(spark):
-    d0 = dt.date(2016, 2, 1)
-    # Long days on d0, d0+1, d0+2, d0+3; the 5th on d0+13 (window d0..d0+13) and a short
-    # visit on d0+14 (window d0+1..d0+14: only 4 long days left).
-    days = [(d0 + i * DAY, 300) for i in range(4)] + [(d0 + 13 * DAY, 300), (d0 + 14 * DAY, 10)]
-    got = _employees(spark, days)
-    assert got[d0 + 13 * DAY] is True
-    assert got[d0 + 14 * DAY] is False
-
-
-def _comes_back(spark, date, prev):
-    df = spark.createDataFrame([(date, prev)], "date date, prev_date date")
-    mask = df.select(classify.comeback_mask(df.date, df.prev_date).alias("m")).first().m
-    return {w.name: bool(mask >> i & 1) for i, w in enumerate(COMEBACK_WINDOWS)}
-
-
-def test_two_weeks_is_fourteen_days(spark):
-    d = dt.date(2016, 2, 15)
-    assert _comes_back(spark, d, d - 14 * DAY)["2 week"] is True
-    assert _comes_back(spark, d, d - 15 * DAY)["2 week"] is False
-
-
-def test_month_end_uses_sql_interval_arithmetic(spark):
     d = dt.date(2016, 3, 31)
-    assert _comes_back(spark, d, dt.date(2016, 2, 29))["1 month"] is True   # 03-31 − 1 month = 02-29
-    assert _comes_back(spark, d, dt.date(2016, 2, 28))["1 month"] is False
-    assert _comes_back(spark, dt.date(2016, 2, 29), dt.date(2015, 2, 28))["1 year"] is True
-    assert _comes_back(spark, dt.date(2016, 2, 29), dt.date(2015, 2, 27))["1 year"] is False
-
-
-def test_no_previous_visit_never_comes_back(spark):
-    assert not any(_comes_back(spark, dt.date(2016, 2, 1), None).values())
-
-
-def test_ten_years_and_first_visit(spark):
-    d = dt.date(2016, 2, 1)
-    got = _comes_back(spark, d, dt.date(2006, 2, 1))
-    assert got == {"2 week": False, "1 month": False, "2 month": False, "3 month": False,
-                   "6 month": False, "1 year": False, "10 year": True}
+    cases = [
+        ("2 week: d - 14 days", dt.date(2016, 2, 15), dt.date(2016, 2, 1), "2 week", True),
+        ("2 week: d - 15 days", dt.date(2016, 2, 15), dt.date(2016, 1, 31), "2 week", False),
+        ("2016-03-31 - 1 month = 02-29", d, dt.date(2016, 2, 29), "1 month", True),
+        ("1 month: a day before", d, dt.date(2016, 2, 28), "1 month", False),
+        ("2016-03-31 - 2 month = 01-31", d, dt.date(2016, 1, 31), "2 month", True),
+        ("2 month: a day before", d, dt.date(2016, 1, 30), "2 month", False),
+        ("2016-03-31 - 3 month = 2015-12-31", d, dt.date(2015, 12, 31), "3 month", True),
+        ("3 month: a day before", d, dt.date(2015, 12, 30), "3 month", False),
+        ("2016-03-31 - 6 month = 2015-09-30", d, dt.date(2015, 9, 30), "6 month", True),
+        ("6 month: a day before", d, dt.date(2015, 9, 29), "6 month", False),
+        ("2016-02-29 - 1 year = 2015-02-28", dt.date(2016, 2, 29), dt.date(2015, 2, 28), "1 year", True),
+        ("1 year: a day before", dt.date(2016, 2, 29), dt.date(2015, 2, 27), "1 year", False),
+        ("2016-03-31 - 10 year = 2006-03-31", d, dt.date(2006, 3, 31), "10 year", True),
+        ("10 year: a day before", d, dt.date(2006, 3, 30), "10 year", False),
+        *every_window("ten years back: only the 10-year window", dt.date(2016, 2, 1), dt.date(2006, 2, 1),
+                      {"10 year"}),
+        *every_window("the day before: every window", dt.date(2016, 2, 1), dt.date(2016, 1, 31), set(WINDOWS)),
+        *every_window("no previous visit: no window", dt.date(2016, 2, 1), None, set()),
+    ]
+    df = spark.createDataFrame(
+        [(case if w in case else f"{case} ({w})", d, prev, WINDOWS.index(w), back)
+         for case, d, prev, w, back in cases],
+        "case string, date date, prev_date date, bit int, expected boolean")
+    got = (df.withColumn("mask", classify.comeback_mask(F.col("date"), F.col("prev_date")))
+           .withColumn("got", F.expr("shiftright(mask, bit) & 1 = 1")))
+    assert_cases(got)
 
 
 def test_previous_visit_is_the_latest_earlier_date_per_object(spark):

@@ -2,7 +2,7 @@
 from the installed Spark (bin/spark-cluster.sh, as `make cluster`), a tiny backfill with
 ``--master spark://127.0.0.1:PORT`` gives exactly the gold of local Spark.
 
-Set FOOTFALL_SKIP_CLUSTER=1 to skip it (it starts three JVMs)."""
+Heavy (`make test-heavy`): it starts three JVMs. Set FOOTFALL_SKIP_CLUSTER=1 to skip it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

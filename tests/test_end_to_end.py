@@ -1,6 +1,7 @@
 """End to end on a small generated world: backfill = the independent reference model
-(tests/reference.py); nightly day by day = backfill; reruns change nothing; late files
-are absorbed; too-late records wait for a backfill (SPEC §9)."""
+(tests/reference.py); nightly day by day = the model (four nights, late files among them)
+and = backfill (every night, `make test-heavy`); reruns change nothing; a redelivered file
+changes nothing; too-late records wait for a backfill (SPEC §9)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ import pytest
 
 from jobs import run
 from jobs.config import load_config
-from jobs.generate import generate
 from jobs.generate.world import make_objects, write_objects_yaml
 from jobs.tables import BRONZE_PROBES, QUARANTINE, SESSIONS, Lakehouse
 from tests import reference
-from tests.helpers import GOLD_KEY as KEY, gold_by_key
+from tests.helpers import GOLD_KEY as KEY, generated_world, gold_by_key
 
 START = dt.date(2016, 3, 24)  # covers Berlin's DST start (03-27) and a month end
 DAYS = 10
@@ -33,10 +33,7 @@ def _conf(folder: Path, pipeline: str = "") -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    conf = _conf(root / "conf")
-    generate(conf, root / "landing", start=START, days=DAYS, devices=30, seed=7)
-    return root
+    return generated_world(tmp_path_factory.mktemp("world"), start=START, days=DAYS, devices=30, seed=7)
 
 
 def _cfg(conf: Path, landing: Path, lake: Path):
@@ -125,38 +122,73 @@ def test_every_rejected_record_is_in_the_quarantine_with_its_reason(spark, backf
     assert sum(summary.rejected.values()) == len(rejected)
 
 
-def test_nightly_day_by_day_equals_backfill_and_reruns_change_nothing(spark, world, backfilled, tmp_path):
+def _nightly_day_by_day(spark, world: Path, arrivals: list[Path], tmp_path: Path):
+    """A fresh lakehouse fed one arrival folder a night, each followed by the nightly run
+    of its date. :return: (landing, lakehouse, config)."""
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     landing.mkdir()
     cfg = _cfg(world / "conf", landing, lake)
-    arrivals = sorted(p for p in (world / "landing").iterdir() if p.is_dir())
-    assert any(dt.date.fromisoformat(p.name) > END for p in arrivals) or len(arrivals) >= DAYS
     for folder in arrivals:
         shutil.copytree(folder, landing / folder.name)
         run.nightly(spark, cfg, dt.date.fromisoformat(folder.name), now=NOW)
-    expected = gold_by_key(spark, backfilled[0])
-    assert _diff(gold_by_key(spark, lake), expected) == []
+    return landing, lake, cfg
 
+
+def _reruns_change_nothing(spark, cfg, lake: Path, last_night: dt.date, expected: dict) -> None:
+    """The last nightly run again finds nothing new, and a backfill over the whole range
+    changes no row of bronze, the sessions or gold."""
     before = (_table(spark, lake, BRONZE_PROBES), _table(spark, lake, SESSIONS))
-    again = run.nightly(spark, cfg, dt.date.fromisoformat(arrivals[-1].name), now=NOW)
+    again = run.nightly(spark, cfg, last_night, now=NOW)
     assert again.files_new == 0
     run.backfill(spark, cfg, START, END, now=NOW)
     assert _diff(gold_by_key(spark, lake), expected) == []
     assert (_table(spark, lake, BRONZE_PROBES), _table(spark, lake, SESSIONS)) == before
 
 
-def test_a_redelivered_file_changes_nothing(spark, world, tmp_path):
-    landing, lake = tmp_path / "landing", tmp_path / "lake"
-    shutil.copytree(world / "landing", landing)
-    cfg = _cfg(world / "conf", landing, lake)
-    run.backfill(spark, cfg, START, END, now=NOW)
+#: The nightly test of `make test`: four nights, the first three (the 25th's folder also
+#: holds records of the 24th) and the 29th's (records of the 24th, five days late: another
+#: week's employee windows and comebacks change). `make test-heavy` runs every night.
+QUICK_NIGHTS = ("2016-03-24", "2016-03-25", "2016-03-26", "2016-03-29")
+
+
+def test_nightly_runs_with_late_files_equal_the_model_and_reruns_change_nothing(spark, world, tmp_path):
+    arrivals = [world / "landing" / night for night in QUICK_NIGHTS]
+    # The 29th's files do hold records five days late (read with the model, not the pipeline).
+    late, _ = reference.read_records(reference.load_config(world / "conf"), arrivals[-1], NOW)
+    assert min(p.ts_ms for p in late) < dt.datetime(2016, 3, 25, tzinfo=dt.timezone.utc).timestamp() * 1000
+    landing, lake, cfg = _nightly_day_by_day(spark, world, arrivals, tmp_path)
+    expected_rows, _, _ = reference.compute(world / "conf", landing, NOW)
+    expected = _by_key(expected_rows)
+    assert _diff(gold_by_key(spark, lake), expected) == []
+    _reruns_change_nothing(spark, cfg, lake, dt.date.fromisoformat(QUICK_NIGHTS[-1]), expected)
+
+
+@pytest.mark.heavy  # ten nightly runs and a backfill: minutes; the four-night test above is in `make test`
+def test_nightly_day_by_day_equals_backfill_and_reruns_change_nothing(spark, world, backfilled, tmp_path):
+    arrivals = sorted(p for p in (world / "landing").iterdir() if p.is_dir())
+    assert any(dt.date.fromisoformat(p.name) > END for p in arrivals) or len(arrivals) >= DAYS
+    landing, lake, cfg = _nightly_day_by_day(spark, world, arrivals, tmp_path)
+    expected = gold_by_key(spark, backfilled[0])
+    assert _diff(gold_by_key(spark, lake), expected) == []
+    _reruns_change_nothing(spark, cfg, lake, dt.date.fromisoformat(arrivals[-1].name), expected)
+
+
+def test_a_redelivered_file_changes_nothing(spark, world, backfilled, tmp_path):
+    # The backfill's lakehouse, copied as it is (its ingested files are the world's), and
+    # one of the world's files delivered again under another folder, for this test only.
+    lake = tmp_path / "lake"
+    shutil.copytree(backfilled[0], lake)
+    cfg = _cfg(world / "conf", world / "landing", lake)
     gold = gold_by_key(spark, lake)
     bronze = _table(spark, lake, BRONZE_PROBES, "sensor_id", "client_id", "ts", "rssi")
-    first = sorted(landing.rglob("*.*"))[0]
-    copy = landing / "redelivered" / first.name
+    first = sorted((world / "landing").rglob("*.*"))[0]
+    copy = world / "landing" / "redelivered" / first.name
     copy.parent.mkdir()
     shutil.copy(first, copy)
-    summary = run.nightly(spark, cfg, END, now=NOW)
+    try:
+        summary = run.nightly(spark, cfg, END, now=NOW)
+    finally:
+        shutil.rmtree(copy.parent)
     assert summary.files_new == 1
     assert _table(spark, lake, BRONZE_PROBES, "sensor_id", "client_id", "ts", "rssi") == bronze
     assert _diff(gold_by_key(spark, lake), gold) == []

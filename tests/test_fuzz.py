@@ -32,10 +32,11 @@ model decides, and the test checks that it finds every record planted as valid. 
 record the test writes, garbage or not, carries a MAC of its own, so no two valid
 records are duplicates (which would collapse into one probe).
 
-Each example costs one Spark ingestion (seconds): ``FOOTFALL_FUZZ_EXAMPLES`` sets how many
-(default 10, about two minutes with the backfill test on an idle 2-core machine), e.g.
-``FOOTFALL_FUZZ_EXAMPLES=300 .venv/bin/python -m pytest -q tests/test_fuzz.py`` for a
-long local run. Examples are derandomised (the same ones every run) and not shrunk (each
+Each example costs one Spark ingestion (seconds): `make test` runs 3 of them
+(``…_quick``), `make test-heavy` runs ``FOOTFALL_FUZZ_EXAMPLES`` (default 10, about two
+minutes on an idle 2-core machine), e.g.
+``FOOTFALL_FUZZ_EXAMPLES=300 .venv/bin/python -m pytest -q -m heavy tests/test_fuzz.py``
+for a long local run. Examples are derandomised (the same ones every run) and not shrunk (each
 shrink step is another Spark run): a failure lists the files, lines and differences.
 """
 
@@ -56,6 +57,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
@@ -69,7 +71,9 @@ from tests.helpers import write_conf
 from tests.reference import _json_fields as json_fields
 
 NOW = dt.datetime(2016, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+#: Examples of the fuzz property: all of them in `make test-heavy`, a few in `make test`.
 EXAMPLES = int(os.environ.get("FOOTFALL_FUZZ_EXAMPLES", "10"))
+QUICK_EXAMPLES = min(EXAMPLES, 3)
 
 # ---------------------------------------------------------------------------------
 # The model: SPEC §2 with the choices of docs/decisions.md, in plain Python.
@@ -659,10 +663,22 @@ def check_landing(spark, files: dict[str, bytes], planted_probes: list[Probe]) -
         shutil.rmtree(root, ignore_errors=True)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          phases=(Phase.explicit, Phase.generate),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.large_base_example, HealthCheck.data_too_large])
+def _fuzz_settings(max_examples: int) -> settings:
+    """Derandomised (the same examples every run), not shrunk (each step is a Spark run)."""
+    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                    phases=(Phase.explicit, Phase.generate),
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                           HealthCheck.large_base_example, HealthCheck.data_too_large])
+
+
+@_fuzz_settings(QUICK_EXAMPLES)
+@given(landing=landings())
+def test_fuzzed_landing_keeps_every_record_and_only_the_valid_ones_quick(spark, landing):
+    check_landing(spark, *landing)
+
+
+@pytest.mark.heavy  # one Spark ingestion per example: minutes
+@_fuzz_settings(EXAMPLES)
 @given(landing=landings())
 def test_fuzzed_landing_keeps_every_record_and_only_the_valid_ones(spark, landing):
     check_landing(spark, *landing)

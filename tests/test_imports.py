@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SPARK_FREE = ("reports.api", "reports.query", "reports.params", "reports.tokens", "reports.exports",
-              "reports.__main__", "jobs.spec", "jobs.config", "jobs.orchestration", "jobs.quality")
+              "reports.__main__", "jobs.spec", "jobs.paths", "jobs.config", "jobs.orchestration",
+              "jobs.quality")
 PRODUCT_PACKAGES = ("jobs", "reports", "dags")
 
 

@@ -16,8 +16,6 @@ from tests.helpers import assert_cases
 NOW = dt.datetime(2016, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
 CSV_HEADER = "rssi,ts,mac,sensor_id"
-
-
 LINE = "case string, source_file string, format string, line_no long, raw string, csv_header string"
 #: A valid record's instant (epoch ms) and RSSI; null for a rejected one (not compared).
 VALID_TS_MS = "IF(reason IS NULL, ts_ms, NULL) AS ts_ms"

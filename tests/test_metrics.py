@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from chispa import assert_approx_df_equality
+from chispa import assert_approx_df_equality, assert_df_equality
 
 from jobs import metrics
 
@@ -37,77 +37,72 @@ def test_every_bucket_has_all_28_by_7_rows(spark, malls):
     assert len(metrics.THRESHOLD_PAIRS) == 28
 
 
-def test_dst_end_repeats_an_hour_as_two_buckets(spark, malls):
-    # Berlin 2016-10-30: 02:00-03:00 happens twice, at +02:00 (00:xxZ) and +01:00 (01:xxZ).
-    d = dt.date(2016, 10, 30)
-    gold = _gold(spark, malls, [
-        (2, 2, "mall", "a", d, _ts("2016-10-30 00:30:00"), 0, "passer", 0),
-        (2, 2, "mall", "b", d, _ts("2016-10-30 01:30:00"), 0, "passer", 0),
-        (2, 2, "mall", "c", d, _ts("2016-10-30 02:10:00"), 0, "passer", 0),
-    ]).where("interval = 'hourly' AND user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
-    got = sorted((r.bucket_start, r.datetime, r.count_session) for r in gold.collect())
-    assert got == [
-        (_ts("2016-10-30 00:00:00"), "2016-10-30T02:00:00+02:00", 1),
-        (_ts("2016-10-30 01:00:00"), "2016-10-30T02:00:00+01:00", 1),
-        (_ts("2016-10-30 02:00:00"), "2016-10-30T03:00:00+01:00", 1),
+def test_buckets_and_labels_in_local_time_across_dst_and_local_midnight(spark, malls):
+    """SPEC §6, one mall per case (object = mall): each session's buckets (user type all,
+    every threshold pair alike), their ISO labels with the local offset (Z at zero) and
+    their UTC starts. Sessions are one-probe passers (no duration)."""
+    def session(mall, client, date, start_utc):
+        return (mall, mall, "mall", client, dt.date.fromisoformat(date), _ts(start_utc), 0, "passer", 0)
+
+    rows = [
+        # Berlin, DST end 2016-10-30 (a Sunday): 02:00-03:00 happens twice, at +02:00 (00:xxZ)
+        # and at +01:00 (01:xxZ): two hourly buckets with the same local hour.
+        session(2, "a", "2016-10-30", "2016-10-30 00:30:00"),
+        session(2, "b", "2016-10-30", "2016-10-30 01:30:00"),
+        session(2, "c", "2016-10-30", "2016-10-30 02:10:00"),
+        # Berlin, DST start 2016-03-27 (a Sunday): 02:00 local does not exist; 01:30Z is 03:30 +02:00.
+        session(2, "a", "2016-03-27", "2016-03-27 00:30:00"),
+        session(2, "b", "2016-03-27", "2016-03-27 01:30:00"),
+        # Sao Paulo 2016-10-16 (a Sunday): clocks jump from 00:00 (-03:00) to 01:00 (-02:00);
+        # the day starts at its first instant, 00:00 -03:00.
+        session(4, "a", "2016-10-16", "2016-10-16 05:00:00"),
+        # Moscow (+03:00): 2016-01-31T21:30Z is 00:30 on Monday 2016-02-01 local.
+        session(1, "a", "2016-02-01", "2016-01-31 21:30:00"),
+        # UTC: labels end in Z; 2016-02-06 is a Saturday.
+        session(3, "a", "2016-02-06", "2016-02-06 10:00:00"),
     ]
+    got = (_gold(spark, malls, rows).where("user_type = 'all'")
+           .select("mall_id", "interval", "datetime", "bucket_start", "count_session").distinct())
+    expected = spark.createDataFrame([(m, i, label, _ts(start), n) for m, i, label, start, n in [
+        (2, "hourly", "2016-10-30T02:00:00+02:00", "2016-10-30 00:00:00", 1),
+        (2, "hourly", "2016-10-30T02:00:00+01:00", "2016-10-30 01:00:00", 1),
+        (2, "hourly", "2016-10-30T03:00:00+01:00", "2016-10-30 02:00:00", 1),
+        (2, "daily", "2016-10-30T00:00:00+02:00", "2016-10-29 22:00:00", 3),
+        (2, "weekly", "2016-10-24T00:00:00+02:00", "2016-10-23 22:00:00", 3),
+        (2, "monthly", "2016-10-01T00:00:00+02:00", "2016-09-30 22:00:00", 3),
+        (2, "weekend", "2016-10-29T00:00:00+02:00", "2016-10-28 22:00:00", 3),
+
+        (2, "hourly", "2016-03-27T01:00:00+01:00", "2016-03-27 00:00:00", 1),
+        (2, "hourly", "2016-03-27T03:00:00+02:00", "2016-03-27 01:00:00", 1),
+        (2, "daily", "2016-03-27T00:00:00+01:00", "2016-03-26 23:00:00", 2),
+        (2, "weekly", "2016-03-21T00:00:00+01:00", "2016-03-20 23:00:00", 2),
+        (2, "monthly", "2016-03-01T00:00:00+01:00", "2016-02-29 23:00:00", 2),
+        (2, "weekend", "2016-03-26T00:00:00+01:00", "2016-03-25 23:00:00", 2),
+
+        (4, "hourly", "2016-10-16T03:00:00-02:00", "2016-10-16 05:00:00", 1),
+        (4, "daily", "2016-10-16T00:00:00-03:00", "2016-10-16 03:00:00", 1),
+        (4, "weekly", "2016-10-10T00:00:00-03:00", "2016-10-10 03:00:00", 1),
+        (4, "monthly", "2016-10-01T00:00:00-03:00", "2016-10-01 03:00:00", 1),
+        (4, "weekend", "2016-10-15T00:00:00-03:00", "2016-10-15 03:00:00", 1),
+
+        (1, "hourly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00", 1),
+        (1, "daily", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00", 1),
+        (1, "weekly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00", 1),
+        (1, "monthly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00", 1),
+        (1, "weekday", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00", 1),
+
+        (3, "hourly", "2016-02-06T10:00:00Z", "2016-02-06 10:00:00", 1),
+        (3, "daily", "2016-02-06T00:00:00Z", "2016-02-06 00:00:00", 1),
+        (3, "weekly", "2016-02-01T00:00:00Z", "2016-02-01 00:00:00", 1),
+        (3, "monthly", "2016-02-01T00:00:00Z", "2016-02-01 00:00:00", 1),
+        (3, "weekend", "2016-02-06T00:00:00Z", "2016-02-06 00:00:00", 1),
+    ]], "mall_id long, interval string, datetime string, bucket_start timestamp, count_session long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_dst_start_skips_an_hour(spark, malls):
-    # Berlin 2016-03-27: 02:00 local does not exist; 01:30Z is 03:30 at +02:00.
-    d = dt.date(2016, 3, 27)
-    gold = _gold(spark, malls, [
-        (2, 2, "mall", "a", d, _ts("2016-03-27 00:30:00"), 0, "passer", 0),
-        (2, 2, "mall", "b", d, _ts("2016-03-27 01:30:00"), 0, "passer", 0),
-    ]).where("user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
-    got = sorted((r.interval, r.datetime) for r in gold.collect())
-    assert got == [
-        ("daily", "2016-03-27T00:00:00+01:00"),
-        ("hourly", "2016-03-27T01:00:00+01:00"),
-        ("hourly", "2016-03-27T03:00:00+02:00"),
-        ("monthly", "2016-03-01T00:00:00+01:00"),
-        ("weekend", "2016-03-26T00:00:00+01:00"),
-        ("weekly", "2016-03-21T00:00:00+01:00"),
-    ]
-
-
-def test_a_day_whose_midnight_is_skipped_starts_at_its_first_instant(spark, malls):
-    # Sao Paulo 2016-10-16: clocks jump from 00:00 (-03:00) to 01:00 (-02:00).
-    d = dt.date(2016, 10, 16)
-    gold = _gold(spark, malls, [(4, 4, "mall", "a", d, _ts("2016-10-16 05:00:00"), 0, "passer", 0)]).where(
-        "user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
-    got = sorted((r.interval, r.datetime, str(r.bucket_start)) for r in gold.collect())
-    assert got == [
-        ("daily", "2016-10-16T00:00:00-03:00", "2016-10-16 03:00:00"),
-        ("hourly", "2016-10-16T03:00:00-02:00", "2016-10-16 05:00:00"),
-        ("monthly", "2016-10-01T00:00:00-03:00", "2016-10-01 03:00:00"),
-        ("weekend", "2016-10-15T00:00:00-03:00", "2016-10-15 03:00:00"),
-        ("weekly", "2016-10-10T00:00:00-03:00", "2016-10-10 03:00:00"),
-    ]
-
-
-def test_labels_in_utc_use_z_and_local_midnight_decides_the_day(spark, malls):
-    # Moscow: 2016-01-31T21:30Z is 00:30 on Monday 2016-02-01 local.
-    gold = _gold(spark, malls, [
-        (1, 1, "mall", "a", dt.date(2016, 2, 1), _ts("2016-01-31 21:30:00"), 0, "passer", 0),
-        (3, 3, "mall", "a", dt.date(2016, 2, 6), _ts("2016-02-06 10:00:00"), 0, "passer", 0),
-    ]).where("user_type = 'all' AND bounce_threshold = 2 AND engagement_threshold = 2")
-    got = sorted((r.mall_id, r.interval, r.datetime, str(r.bucket_start)) for r in gold.collect())
-    assert got == [
-        (1, "daily", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
-        (1, "hourly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
-        (1, "monthly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
-        (1, "weekday", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
-        (1, "weekly", "2016-02-01T00:00:00+03:00", "2016-01-31 21:00:00"),
-        (3, "daily", "2016-02-06T00:00:00Z", "2016-02-06 00:00:00"),
-        (3, "hourly", "2016-02-06T10:00:00Z", "2016-02-06 10:00:00"),
-        (3, "monthly", "2016-02-01T00:00:00Z", "2016-02-01 00:00:00"),
-        (3, "weekend", "2016-02-06T00:00:00Z", "2016-02-06 00:00:00"),
-        (3, "weekly", "2016-02-01T00:00:00Z", "2016-02-01 00:00:00"),
-    ]
-
-
-def test_duration_exactly_b_or_e_and_the_user_types(spark, malls):
+def test_duration_exactly_b_or_e_and_b_equal_e_and_the_user_types(spark, malls):
+    """SPEC §4: bounced < b ≤ half engaged < e ≤ engaged. Mall 3 at b=5, e=20 (the
+    types and their metrics); zone 31 alone at b = e = 10 (half engaged is empty)."""
     d, t = dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00")
     rows = [
         (3, 3, "mall", "v1", d, t, 5 * MIN - 1, "visitor", 0),   # bounced for b=5
@@ -116,31 +111,31 @@ def test_duration_exactly_b_or_e_and_the_user_types(spark, malls):
         (3, 3, "mall", "v3", d, t, 30 * MIN, "visitor", 0),      # same client, engaged again
         (3, 3, "mall", "p1", d, t, 3 * MIN, "passer", 0b11),
         (3, 3, "mall", "e1", d, t, 300 * MIN, "employee", 0b1111111),
+        (3, 31, "zone", "v", d, t, 10 * MIN, "visitor", 0),      # exactly b = e = 10: engaged
     ]
     gold = (_gold(spark, malls, rows)
-            .where("interval = 'daily' AND bounce_threshold = 5 AND engagement_threshold = 20")
-            .select("user_type", "count_session", "count_client", "avg_session_duration",
+            .where("interval = 'daily' AND (object_id = 3 AND bounce_threshold = 5 AND engagement_threshold = 20"
+                   " OR object_id = 31 AND bounce_threshold = 10 AND engagement_threshold = 10)")
+            .select("object_id", "user_type", "count_session", "count_client", "avg_session_duration",
                     "sum_session_duration", "count_comeback_client_2_week", "count_comeback_client_1_month"))
     expected = spark.createDataFrame([
-        ("all", 6, 5, 60, 6.05, 3, 2),  # (4.99998+5+20+30+3+300)/6 = 60.47 → 60; 363 min = 6.05 h
-        ("bounced", 1, 1, 5, 0.08, 0, 0),
-        ("employee", 1, 1, 300, 5.0, 1, 1),
-        ("engaged", 2, 1, 25, 0.83, 0, 0),
-        ("half engaged", 1, 1, 5, 0.08, 1, 0),
-        ("passer", 1, 1, 3, 0.05, 1, 1),
-        ("visitor", 4, 3, 15, 1.0, 1, 0),  # 59.99998 min / 4 = 14.99 → 15; 1.0 h
-    ], "user_type string, count_session long, count_client long, avg_session_duration long, "
+        (3, "all", 6, 5, 60, 6.05, 3, 2),  # (4.99998+5+20+30+3+300)/6 = 60.47 → 60; 363 min = 6.05 h
+        (3, "bounced", 1, 1, 5, 0.08, 0, 0),
+        (3, "employee", 1, 1, 300, 5.0, 1, 1),
+        (3, "engaged", 2, 1, 25, 0.83, 0, 0),
+        (3, "half engaged", 1, 1, 5, 0.08, 1, 0),
+        (3, "passer", 1, 1, 3, 0.05, 1, 1),
+        (3, "visitor", 4, 3, 15, 1.0, 1, 0),  # 59.99998 min / 4 = 14.99 → 15; 1.0 h
+        (31, "all", 1, 1, 10, 0.17, 0, 0),    # 10 min = 0.1667 h → 0.17
+        (31, "bounced", 0, 0, 0, 0.0, 0, 0),
+        (31, "employee", 0, 0, 0, 0.0, 0, 0),
+        (31, "engaged", 1, 1, 10, 0.17, 0, 0),
+        (31, "half engaged", 0, 0, 0, 0.0, 0, 0),
+        (31, "passer", 0, 0, 0, 0.0, 0, 0),
+        (31, "visitor", 1, 1, 10, 0.17, 0, 0),
+    ], "object_id long, user_type string, count_session long, count_client long, avg_session_duration long, "
        "sum_session_duration double, count_comeback_client_2_week long, count_comeback_client_1_month long")
     assert_approx_df_equality(gold, expected, 1e-9, ignore_row_order=True, ignore_nullable=True)
-
-
-def test_b_equal_e_leaves_half_engaged_empty(spark, malls):
-    d, t = dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00")
-    gold = _gold(spark, malls, [(3, 3, "mall", "v", d, t, 10 * MIN, "visitor", 0)]).where(
-        "interval = 'daily' AND bounce_threshold = 10 AND engagement_threshold = 10")
-    got = {r.user_type: r.count_session for r in gold.collect()}
-    assert got == {"all": 1, "bounced": 0, "employee": 0, "engaged": 1, "half engaged": 0,
-                   "passer": 0, "visitor": 1}
 
 
 def test_rounding_half_up_and_gross_hours_only_for_day_and_longer(spark, malls):

@@ -3,7 +3,8 @@ HMAC-SHA256(FOOTFALL_HMAC_KEY, normalised MAC), and the development key is never
 used silently.
 
 A small generated world is run through the real pipeline twice — in-process with
-``FOOTFALL_HMAC_KEY`` set, and through the command line without it — and every file
+``FOOTFALL_HMAC_KEY`` set, and (`make test-heavy`) through the command line without it,
+with a Delta checkpoint at every commit — and every file
 under each lakehouse root except ``bronze/quarantine`` (Parquet data files decoded and
 as raw bytes, Delta commits with their column statistics, checkpoints, CRC files,
 anything else) is searched for every MAC of the landing files, in every spelling SPEC
@@ -312,6 +313,11 @@ def _jobs(*args: str, key: str | None = None) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, timeout=600)
 
 
+#: The tests of the command-line run (a second backfill in its own JVM, a Delta checkpoint
+#: at every commit: minutes): `make test-heavy`. `make test` scans the in-process run.
+cli = pytest.mark.heavy
+
+
 @pytest.fixture(scope="module")
 def cli_run(world):
     """``python -m jobs backfill`` without FOOTFALL_HMAC_KEY in its environment."""
@@ -386,6 +392,7 @@ def test_no_mac_outside_the_quarantine_in_process_run(spark, keyed_run, landing_
     assert not [p for p in lake.rglob("*") if p.is_file() and TEST_KEY.encode() in p.read_bytes()]
 
 
+@cli
 def test_no_mac_outside_the_quarantine_cli_run_with_checkpoints(cli_run, landing_macs):
     lake, _, _ = cli_run
     s = scan(lake, landing_macs.every)
@@ -420,6 +427,7 @@ def test_client_ids_are_the_hmac_of_the_normalised_mac_with_the_environment_key(
     assert not [n for n in summary.notes if "HMAC" in n]
 
 
+@cli
 def test_a_run_without_the_key_uses_the_dev_key_and_says_so(spark, cli_run, keyed_run,
                                                             landing_macs):
     lake, out, summary = cli_run

@@ -4,7 +4,6 @@ DAG's parameter check (jobs/orchestration.py), the spark-submit entry point."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
