@@ -18,8 +18,8 @@ def _ts(text: str) -> dt.datetime:
 
 def _sessions(spark, cfg, rows, gap=15):
     probes = spark.createDataFrame(rows, PROBES)
-    return (probes.transform(lambda df: sessions.at_objects(df, sensors_df(spark, cfg)))
-            .transform(lambda df: sessions.sessionize(df, gap)))
+    return (probes.transform(sessions.at_objects, sensors_df(spark, cfg))
+            .transform(sessions.sessionize, gap))
 
 
 SESSION = "client_id string, session_start timestamp, duration_ms long, probe_count long, strong boolean"
