@@ -68,9 +68,9 @@ run: setup
 generate: setup
 	$(PY) -m jobs generate --conf conf --landing data/landing --clean
 
-## test: the suite without the `heavy` tests (about 20 minutes on 2 cores);
-## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load (about 10
-## minutes); CI (.ci/run) runs both.
+## test: the suite without the `heavy` tests (21 minutes on a busy 2-core machine);
+## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load, the
+## standalone cluster, Airflow dag.test(), every fuzz example and nightly run; CI runs both.
 test: setup
 	$(PY) -m pytest -q -m "not heavy" tests
 
