@@ -66,6 +66,7 @@ def days(ranges: DateRanges) -> list[MallDate]:
 
 
 def sql_date(d: dt.date) -> str:
+    """A SQL date literal, ``DATE'2016-02-29'``."""
     return f"DATE'{d.isoformat()}'"
 
 
