@@ -21,6 +21,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lakehouse", help="lakehouse root folder or URI (overrides conf/storage.yaml)")
     p.add_argument("--master", help="Spark master URL (overrides conf/storage.yaml), e.g. spark://127.0.0.1:7077")
     p.add_argument("--summary-json", metavar="FILE", help="also write the run's summary as JSON to FILE")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines on stderr (the summary is still printed)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     st = cfg.storage
+    if not args.quiet:
+        from jobs import progress
+        progress.enable()
+        progress.step("starting Spark (%s)", st.spark_master)
     spark = build_spark(st.spark_master, st.spark_app_name, st.spark_conf)
     try:
         if args.command == "show":

@@ -5,12 +5,13 @@ tell which cannot be read. The only module besides :mod:`jobs.tables` that reads
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.ingest import format_of
+from jobs.spec import file_format
 
 
 class LandingError(RuntimeError):
@@ -37,14 +38,36 @@ def check_landing(spark: SparkSession, landing: str) -> None:
                            "conf/storage.yaml or pass --landing)")
 
 
-def list_landing(spark: SparkSession, landing: str) -> DataFrame:
-    """Every probe file below ``landing``, at any depth: ``(path, size, modification_time)``."""
-    listing = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-               .load(landing).select(F.col("path"), F.col("length").alias("size"),
-                                     F.col("modificationTime").alias("modification_time")))
-    # Spark skips names starting with "." or "_" but keeps "_k=v" (a partition folder's
-    # name): skip those too (decisions.md).
-    return listing.where(format_of(F.col("path")).isNotNull() & ~F.col("path").rlike(r"/_[^/]*="))
+@dataclass(frozen=True)
+class LandingFile:
+    """A probe file as listed: its path (as Spark's readers name it), size and
+    modification time (epoch ms); the three identify a delivery (ops/ingested_files)."""
+
+    path: str
+    size: int
+    mtime_ms: int
+
+
+def list_landing(spark: SparkSession, landing: str) -> list[LandingFile]:
+    """Every probe file below ``landing``, at any depth, in one recursive listing by the
+    driver (no Spark job): files and folders whose name starts with ``.`` or ``_`` are
+    skipped, and so are files of other extensions (decisions.md)."""
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(landing)
+    conf = jvm.org.apache.hadoop.conf.Configuration(spark.sparkContext._jsc.hadoopConfiguration())
+    fs = root.getFileSystem(conf)
+    prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
+    found = fs.listFiles(root, True)
+    out = []
+    while found.hasNext():
+        status = found.next()
+        path = status.getPath().toString()
+        relative = path[len(prefix):] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
+        if any(part.startswith((".", "_")) for part in relative.split("/")):
+            continue
+        if file_format(relative) is not None:
+            out.append(LandingFile(path, status.getLen(), status.getModificationTime()))
+    return out
 
 
 def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:

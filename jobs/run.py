@@ -60,9 +60,9 @@ def _recompute(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
                ranges: DateRanges, sensors) -> None:
     if not ranges:
         return
-    with stage(summary, "sessions"):
+    with stage(summary, "sessions", spark):
         stages.build_sessions(lake, cfg, summary, ranges, sensors)
-    with stage(summary, "gold"):
+    with stage(summary, "gold", spark):
         stages.build_gold(spark, lake, cfg, summary, stages.gold_scope(lake, cfg, ranges))
 
 
@@ -78,14 +78,14 @@ def nightly(spark: SparkSession, cfg: Config, date: dt.date,
     summary, lake, key = _start(spark, cfg, f"nightly --date {date}")
     with writing(cfg, summary.command):
         sensors = stages.sync_sensors(spark, lake, cfg, now.date())
-        with stage(summary, "ingest"):
+        with stage(summary, "ingest", spark):
             cutoff = date - dt.timedelta(days=cfg.settings.max_lateness_days)
             stages.ingest_new_files(spark, lake, cfg, summary, key, now, too_late_before=cutoff)
         malls = {m.id for m in cfg.malls}
         pending = by_mall((r.mall_id, r.date) for r in lake.read(PENDING_DATES)
                           .where(F.col("date") <= F.lit(date)).collect() if r.mall_id in malls)
         _recompute(spark, lake, cfg, summary, pending, sensors)
-        with stage(summary, "finish"):
+        with stage(summary, "finish", spark):
             if pending:
                 lake.delete(PENDING_DATES, date_ranges_predicate(pending, "date"))
     return summary
@@ -113,11 +113,11 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
     ranges: DateRanges = {m: [(start, end)] for m in malls}
     with writing(cfg, summary.command):
         sensors = stages.sync_sensors(spark, lake, cfg, now.date())
-        with stage(summary, "ingest"):
+        with stage(summary, "ingest", spark):
             stages.ingest_new_files(spark, lake, cfg, summary, key, now, too_late_before=None)
             stages.replay_quarantine(spark, lake, cfg, summary, key, now, ranges)
         _recompute(spark, lake, cfg, summary, ranges, sensors)
-        with stage(summary, "finish"):
+        with stage(summary, "finish", spark):
             lake.delete(PENDING_DATES, date_ranges_predicate(ranges, "date"))
     return summary
 

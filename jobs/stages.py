@@ -21,7 +21,7 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import classify, ingest, landing, metrics, scope, sessions
+from jobs import classify, ingest, landing, metrics, progress, scope, sessions
 from jobs.config import Config
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
 from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GOLD_SORT, GROUP_DATETIME,
@@ -99,12 +99,13 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     :param key: the HMAC key for client ids (resolved once per run).
     :param too_late_before: the nightly lateness cut-off (SPEC §9); None in a backfill.
     """
-    listing = landing.list_landing(spark, cfg.storage.landing).cache()
-    known = lake.read(INGESTED_FILES).select("path", "size", "modification_time")
-    new_files = listing.join(known, ["path", "size", "modification_time"], "left_anti").collect()
-    summary.files_seen = listing.count()
+    listing = landing.list_landing(spark, cfg.storage.landing)
+    known = {tuple(r) for r in lake.read(INGESTED_FILES)
+             .select("path", "size", F.unix_millis("modification_time")).collect()}
+    new_files = [f for f in listing if (f.path, f.size, f.mtime_ms) not in known]
+    summary.files_seen = len(listing)
     summary.files_new = len(new_files)
-    listing.unpersist()
+    progress.step("  landing: %d new files of %d", summary.files_new, summary.files_seen)
     if not new_files:
         return []
     lines = ingest.split_lines(landing.read_files(spark, [r.path for r in new_files]))
@@ -125,9 +126,12 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
             summary.randomized_read += r.rnd or 0
         else:
             summary.reject(r.reason, r.n)
+    progress.step("  read %d records: %d valid, %d rejected", summary.records_read,
+                  summary.records_valid, sum(summary.rejected.values()))
     valid = parsed.where(F.col("reason").isNull())
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     _write_probes(lake, valid, summary.run_id, touched)
+    progress.step("  bronze/probes: merged the probes of %d mall-dates", len(touched))
     rejected = (parsed.where(F.col("reason").isNotNull())
                 .withColumn("run_id", F.lit(summary.run_id))
                 .select(*SCHEMAS[QUARANTINE].fieldNames()))
@@ -144,8 +148,9 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
         pending = spark.createDataFrame(touched, SCHEMAS[PENDING_DATES])
         lake.merge(PENDING_DATES, pending, ["mall_id", "date"])
     registry = spark.createDataFrame(
-        [(r.path, r.size, r.modification_time, summary.run_id) for r in new_files],
-        SCHEMAS[INGESTED_FILES])
+        [(f.path, f.size, f.mtime_ms, summary.run_id) for f in new_files],
+        "path string, size long, mtime_ms long, run_id string",
+    ).select("path", "size", F.timestamp_millis("mtime_ms").alias("modification_time"), "run_id")
     lake.merge(INGESTED_FILES, registry, ["path", "size", "modification_time"])
     parsed.unpersist()
     return touched
@@ -185,6 +190,7 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
     valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(ranges, "date"))
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     summary.replayed_from_quarantine = valid.count()
+    progress.step("  replayed %d quarantined records", summary.replayed_from_quarantine)
     if touched:
         _write_probes(lake, valid, summary.run_id, touched)
         # Bronze holds them now: only then do they leave the quarantine.
@@ -213,6 +219,8 @@ def build_sessions(lake: Lakehouse, cfg: Config, summary: Summary, ranges: DateR
     lake.replace(SESSIONS, built, pred)
     summary.sessions_written = lake.last_metric(SESSIONS, "numOutputRows")
     summary.session_dates = len(scope.days(ranges))
+    progress.step("  silver/sessions: %d sessions for %d mall-dates", summary.sessions_written,
+                  summary.session_dates)
     lake.replace(CLIENT_DAYS, lake.read(SESSIONS).where(pred).transform(sessions.client_days), pred)
 
 
@@ -246,3 +254,5 @@ def build_gold(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
     lake.replace(GROUP_DATETIME, gold, owned.predicate(), sorted_by=GOLD_SORT)
     summary.gold_rows_written = lake.last_metric(GROUP_DATETIME, "numOutputRows")
     summary.gold_buckets_dates = owned.mall_dates()
+    progress.step("  gold/group_datetime: %d rows over %d mall-dates", summary.gold_rows_written,
+                  summary.gold_buckets_dates)

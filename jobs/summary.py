@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from jobs import progress
+
 
 @dataclass
 class Summary:
@@ -74,12 +76,16 @@ class Summary:
 
 
 @contextlib.contextmanager
-def stage(summary: Summary, name: str) -> Iterator[None]:
+def stage(summary: Summary, name: str, spark=None) -> Iterator[None]:
     """Time the ``with`` block as stage ``name`` of the run: its seconds, and its span in
-    epoch seconds, which the benchmark lines up with its memory samples."""
+    epoch seconds, which the benchmark lines up with its memory samples. Reports its
+    start and end as progress, with a heartbeat from ``spark`` while it runs."""
     t0, wall0 = time.perf_counter(), time.time()
+    progress.step("%s …", name)
     try:
-        yield
+        with progress.Heartbeat(spark, name):
+            yield
     finally:
         summary.timings[name] = time.perf_counter() - t0
         summary.stage_spans[name] = (wall0, time.time())
+        progress.step("%s done in %.1fs", name, summary.timings[name])

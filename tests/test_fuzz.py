@@ -62,7 +62,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from jobs import run, stages
+from jobs import ingest, run, stages
 from jobs.config import hmac_key, load_config
 from jobs.summary import Summary
 from jobs.tables import BRONZE_PROBES, GROUP_DATETIME, QUARANTINE, Lakehouse
@@ -682,6 +682,74 @@ def test_fuzzed_landing_keeps_every_record_and_only_the_valid_ones_quick(spark, 
 @given(landing=landings())
 def test_fuzzed_landing_keeps_every_record_and_only_the_valid_ones(spark, landing):
     check_landing(spark, *landing)
+
+
+# ---------------------------------------------------------------------------------
+# The fast path (ingest.parse_fields(fast=True)) against the exact one, line by line.
+# ---------------------------------------------------------------------------------
+
+#: Values at the edges of the fast path's gate: 18 and 19 digits, the 64-bit limits,
+#: escapes, control characters, upper-case and escaped keys.
+GATE_EDGES = ['{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":123456789012345678,"rssi":-60}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1234567890123456789,"rssi":-60}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":9223372036854775807,"rssi":-60}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":9223372036854775808,"rssi":-0}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":"1454320800","rssi":-060}',
+              '{"sensor_id":"s\\u002d1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":-60}',
+              '{"sensor_id":"s-1","m\\u0061c":"00:11:22:33:44:55","ts":1454320800,"rssi":-60}',
+              '{"sensor_id":"s-1","MAC":"00:11:22:33:44:55","ts":1454320800,"rssi":-60}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":-60,"rssi":-61}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":"-6\t"}',
+              '{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":" -60 "}',
+              '\x0b{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":-60}',
+              ' \t{"sensor_id":"s-1","mac":"00:11:22:33:44:55","ts":1454320800,"rssi":-60}\t ',
+              '{}', '{"sensor_id":"s-1"}']
+
+
+@st.composite
+def json_lines(draw, size: int) -> list[str]:
+    """About ``size`` JSON lines as the splitter gives them (no line break, no final CR):
+    valid records in every spelling, garbage of every kind, and the gate's edges."""
+    ctx, lines = Ctx(0), list(GATE_EDGES)
+    for _ in range(draw(st.integers(size // 2, size))):
+        kind = draw(st.sampled_from(["plain", "record", "garbage"]))
+        if kind == "plain":  # as sensors write them: what the fast path is for
+            values = valid_values(draw, ctx)
+            line = json.dumps(dict(draw(st.permutations(list(values.items())))),
+                              separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+        else:
+            line = (json_record(draw, valid_values(draw, ctx)) if kind == "record"
+                    else json_garbage(draw, ctx))
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "replace")
+        lines.append(line.replace("\n", "").removesuffix("\r"))
+    return lines
+
+
+def check_fast_path(spark, lines: list[str]) -> None:
+    df = spark.createDataFrame([("f.ndjson", "json", i, line, None) for i, line in enumerate(lines)],
+                               "source_file string, format string, line_no long, raw string, csv_header string")
+    cols = ["line_no", "sensor_id_text", "mac_text", "ts_text", "rssi_text", "malformed"]
+    fast = {r.line_no: tuple(r) for r in df.transform(ingest.parse_fields, True).select(cols).collect()}
+    exact = {r.line_no: tuple(r) for r in df.transform(ingest.parse_fields, False).select(cols).collect()}
+    differ = [(lines[n], fast[n], exact[n]) for n in exact if fast[n] != exact[n]]
+    assert not differ, "\n".join(f"{line!r}: fast {f}, exact {e}" for line, f, e in differ[:20])
+    # The gate lets most well-formed lines through (else the test would prove nothing).
+    vouched = df.where(F.col("raw").rlike(ingest._FLAT_JSON)).count()
+    assert vouched >= len(lines) // 5, (vouched, len(lines))
+
+
+@_fuzz_settings(2)  # drawing the lines costs ~0.1 s each
+@given(lines=json_lines(160))
+def test_fast_path_reads_every_line_as_the_exact_path_quick(spark, lines):
+    check_fast_path(spark, lines)
+
+
+@pytest.mark.heavy
+@_fuzz_settings(EXAMPLES)
+@given(lines=json_lines(400))
+def test_fast_path_reads_every_line_as_the_exact_path(spark, lines):
+    check_fast_path(spark, lines)
 
 
 # ---------------------------------------------------------------------------------

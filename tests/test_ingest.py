@@ -141,11 +141,12 @@ def test_split_lines_numbers_physical_lines_and_skips_blank_and_header(spark):
     ], "source_file string, value string")
     got = ingest.split_lines(files).orderBy("source_file", "line_no")
     expected = spark.createDataFrame([
-        ("/l/a.ndjson", "json", 1, '{"a":1}', None),
-        ("/l/a.ndjson", "json", 4, '{"b":2}', None),
-        ("/l/b.csv.gz", "csv", 2, "1,2,3,4", "rssi,ts,mac,sensor_id"),
-        ("/l/c.JSONL", "json", 1, "x", None),
-    ], "source_file string, format string, line_no long, raw string, csv_header string")
+        ("/l/a.ndjson", "json", 1, '{"a":1}', None, None),
+        ("/l/a.ndjson", "json", 4, '{"b":2}', None, None),
+        ("/l/b.csv.gz", "csv", 2, "1,2,3,4", "rssi,ts,mac,sensor_id", ["rssi", "ts", "mac", "sensor_id"]),
+        ("/l/c.JSONL", "json", 1, "x", None, None),
+    ], "source_file string, format string, line_no long, raw string, csv_header string, "
+       "csv_names array<string>")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
