@@ -78,7 +78,7 @@ test-heavy: setup
 	$(PY) -m pytest -q -m heavy tests
 
 bench: setup
-	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.pipeline --write-docs
 
 ## bench-scale: backfill throughput and peak memory per stage at 16 and 32 million probes
 ## (SCALE_SIZES), local Spark: about 45 minutes alone on 2 cores, bench-out/scale/.

@@ -1,14 +1,23 @@
-"""``make bench`` / ``python -m benchmarks.pipeline``: backfill throughput and memory by data size.
+"""``make bench`` / ``python -m benchmarks.pipeline``: backfill throughput and memory by
+data size, side by side with a DuckDB baseline, and the cost of a nightly run.
 
 For each size it generates a world (cached under ``.cache/bench/``), runs the real
 command line ``python -m jobs backfill`` in a fresh process on a fresh lakehouse with
 the embedded default settings, samples the resident memory of the whole process tree
 (Python driver + JVM) twice a second, and reports per stage: seconds, probes per
-second and peak memory. It then measures what the 28 × 7 combinations cost: the gold
-aggregation for all of them against the same aggregation for one (b, e) pair.
+second and peak memory. Then, in the same run on the same machine:
+
+- the DuckDB baseline (:mod:`benchmarks.duckdb_baseline`: the SPEC as DuckDB SQL in one
+  process) on the same landing files, its gold compared with the product's row by row,
+  and the ratio of the two times;
+- after the first size's backfill, a nightly run of one new day (1,500 records of one
+  mall) and then a nightly run with nothing new;
+- unless ``--no-combos``, what the 28 × 7 combinations cost: the gold aggregation for
+  all of them against the same aggregation for one (b, e) pair.
 
 Benchmarks measure; they assert nothing. Results go to ``bench-out/`` (JSON and a
-Markdown table) and are summarised in docs/performance.md by hand.
+Markdown table); ``--write-docs`` also puts the tables into docs/performance.md
+between its ``bench:`` markers.
 """
 
 from __future__ import annotations
@@ -128,6 +137,82 @@ def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | No
             "rss_timeline_mb": [(round(t - t0, 1), round(r / 2**20)) for t, r, _ in sampler.samples[::10]]}
 
 
+def _sampled(cmd: list[str]) -> tuple[float, float, str, int]:
+    """Run ``cmd``; its wall seconds, peak RSS of its process tree (MB), output, exit code."""
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = _Sampler(proc.pid)
+    sampler.start()
+    log, _ = proc.communicate()
+    sampler.stop.set()
+    sampler.join()
+    return time.time() - t0, max((s[1] for s in sampler.samples), default=0) / 2**20, log, proc.returncode
+
+
+def duckdb_baseline(conf: Path, landing: Path, lake: Path, out: Path) -> dict:
+    """The DuckDB baseline on the same files, compared with the product's gold."""
+    summary_file = out / f"{lake.name}.duckdb.json"
+    wall, peak, log, code = _sampled([sys.executable, "-m", "benchmarks.duckdb_baseline", "--conf", str(conf),
+                                      "--landing", str(landing), "--lakehouse", str(lake),
+                                      "--summary-json", str(summary_file)])
+    if not summary_file.exists():
+        raise RuntimeError(f"duckdb baseline failed:\n{log[-3000:]}")
+    r = json.loads(summary_file.read_text())
+    return {"seconds": r["seconds"], "wall_seconds": wall, "peak_rss_mb": peak,
+            "gold_rows": r["gold_rows"], "mismatches": r["mismatches"]}
+
+
+NIGHTLY_DATE = START + dt.timedelta(days=DAYS)
+NIGHTLY_RECORDS = 1500
+
+
+def _day_file(conf: Path, path: Path) -> None:
+    """One day of a mall's records as a sensor uploads them (NDJSON), for the nightly run."""
+    import random
+
+    from jobs.config import load_config
+    cfg = load_config(conf)
+    sensors = [r[0] for r in cfg.sensor_rows() if r[3] == cfg.malls[0].id]
+    rng = random.Random(7)
+    t0 = int(dt.datetime.combine(NIGHTLY_DATE, dt.time(6), dt.timezone.utc).timestamp() * 1000)
+    macs = [f"{rng.choice(['a4', '3c', '02'])}{rng.randrange(16 ** 10):010x}" for _ in range(150)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"sensor_id": rng.choice(sensors), "mac": rng.choice(macs),
+                                        "ts": t0 + rng.randrange(12 * 3600 * 1000), "rssi": rng.randint(-90, -40)}) + "\n"
+                            for _ in range(NIGHTLY_RECORDS)))
+
+
+def _nightly_folder(landing: Path) -> Path:
+    """Where the nightly day's file goes; never left in the cached world (removed here
+    first in case a bench run was killed)."""
+    folder = landing / f"bench-nightly-{NIGHTLY_DATE}"
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def nightly_runs(conf: Path, landing: Path, lake: Path, out: Path) -> dict:
+    """A nightly run of one new day on a backfilled lakehouse, then one with nothing new.
+    The day's file is removed from the (cached) world afterwards."""
+    visible = _nightly_folder(landing)
+    _day_file(conf, visible / f"{NIGHTLY_DATE}.ndjson")
+    runs = {}
+    try:
+        for name in ("one_day", "nothing_new"):
+            summary_file = out / f"nightly-{name}.summary.json"
+            wall, peak, log, code = _sampled([
+                sys.executable, "-m", "jobs", "nightly", "--date", str(NIGHTLY_DATE), "--conf", str(conf),
+                "--landing", str(landing), "--lakehouse", str(lake), "--quiet", "--summary-json", str(summary_file)])
+            if code != 0:
+                raise RuntimeError(f"nightly failed:\n{log[-3000:]}")
+            summary = json.loads(summary_file.read_text())
+            runs[name] = {"wall_seconds": wall, "pipeline_seconds": sum(summary["timings"].values()),
+                          "timings": summary["timings"], "records": summary["records_read"],
+                          "peak_rss_mb": peak}
+    finally:
+        shutil.rmtree(visible, ignore_errors=True)
+    return runs
+
+
 def _cluster_conf(conf: Path, executor_memory: str) -> Path:
     """A copy of the world's config whose storage.yaml sizes the cluster's executors."""
     import yaml
@@ -189,12 +274,15 @@ def combos_cost(lake: Path, conf: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="1000000,2000000,4000000",
-                   help="target probe counts, comma-separated (default: 1M, 2M, 4M)")
+    p.add_argument("--sizes", default="1000000,2000000,5000000",
+                   help="target probe counts, comma-separated (default: 1M, 2M, 5M)")
     p.add_argument("--out", default=str(ROOT / "bench-out"))
     p.add_argument("--cache", default=str(ROOT / ".cache" / "bench"))
     p.add_argument("--master", help="Spark master URL (default: conf/storage.yaml's)")
     p.add_argument("--no-combos", action="store_true", help="skip the 28 × 7 cost measurement")
+    p.add_argument("--no-baseline", action="store_true", help="skip the DuckDB baseline and the nightly runs")
+    p.add_argument("--write-docs", action="store_true",
+                   help="put the tables into docs/performance.md between its bench: markers")
     p.add_argument("--executor-memory", default="2500m",
                    help="with --master spark://…: memory per executor (make cluster's workers have 3g)")
     args = p.parse_args(argv)
@@ -203,13 +291,18 @@ def main(argv: list[str] | None = None) -> int:
     results = {"machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                            "python": platform.python_version(), "platform": platform.platform()},
                "runs": []}
-    for size in [int(x) for x in args.sizes.split(",")]:
+    for i, size in enumerate(int(x) for x in args.sizes.split(",")):
         conf, landing, records = _world(size, cache)
+        _nightly_folder(landing)
         if args.master and not args.master.startswith("local"):
             conf = _cluster_conf(conf, args.executor_memory)
         lake = cache / f"lake-{size}"
         r = _backfill(conf, landing, lake, out, args.master)
         r.update({"target": size, "records": records})
+        if not args.no_baseline:
+            r["duckdb"] = duckdb_baseline(conf, landing, lake, out)
+            if i == 0:
+                results["nightly"] = nightly_runs(conf, landing, lake, out)
         if not args.no_combos:
             r["combos"] = combos_cost(lake, conf)
         results["runs"].append(r)
@@ -218,7 +311,23 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(results)
     (out / "results.md").write_text(table)
     print(table)
+    if args.write_docs:
+        _write_docs(table)
     return 0
+
+
+DOCS = ROOT / "docs" / "performance.md"
+MARKERS = ("<!-- bench:start (written by make bench) -->", "<!-- bench:end -->")
+
+
+def _write_docs(table: str) -> None:
+    text = DOCS.read_text()
+    head, _, rest = text.partition(MARKERS[0])
+    _, _, tail = rest.partition(MARKERS[1])
+    if not rest:
+        raise SystemExit(f"{DOCS}: no line {MARKERS[0]!r}: nothing written")
+    today = dt.date.today().isoformat()
+    DOCS.write_text(f"{head}{MARKERS[0]}\nMeasured {today} by `make bench`.\n\n{table}{MARKERS[1]}{tail}")
 
 
 def _row(r: dict) -> str:
@@ -239,6 +348,25 @@ def _table(results: dict) -> str:
                          f"{st['peak_rss_mb']:,.0f} | {top} |")
         lines.append(f"| {n:,} | **whole run** (incl. JVM start) | {r['wall_seconds']:.1f} | "
                      f"{n / r['wall_seconds']:,.0f} | {r['peak_rss_mb']:,.0f} | |")
+    if any("duckdb" in r for r in results["runs"]):
+        lines += ["", "Side by side with the DuckDB baseline (the SPEC as DuckDB SQL in one process, same files):", "",
+                  "| records | footfall backfill (s) | DuckDB (s) | ratio | peak RSS footfall (MB) | "
+                  "peak RSS DuckDB, with the comparison (MB) | gold rows | rows that differ |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in results["runs"]:
+            d = r.get("duckdb")
+            if d:
+                lines.append(f"| {r['records']:,} | {r['wall_seconds']:.1f} | {d['seconds']:.1f} | "
+                             f"{r['wall_seconds'] / d['seconds']:.1f}× | {r['peak_rss_mb']:,.0f} | "
+                             f"{d['peak_rss_mb']:,.0f} | {d['gold_rows']:,} | {d['mismatches']} |")
+    if results.get("nightly"):
+        lines += ["", f"Nightly run of {NIGHTLY_DATE} on the first backfilled lakehouse:", "",
+                  "| run | records | pipeline s (summary) | wall s (incl. JVM) | stages (s) | peak RSS (MB) |",
+                  "|---|---:|---:|---:|---|---:|"]
+        for name, n in results["nightly"].items():
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in n["timings"].items())
+            lines.append(f"| {name.replace('_', ' ')} | {n['records']:,} | {n['pipeline_seconds']:.1f} | "
+                         f"{n['wall_seconds']:.1f} | {stages} | {n['peak_rss_mb']:,.0f} |")
     if any("combos" in r for r in results["runs"]):
         lines += ["", "| records | gold, all 28 × 7 (s) | gold, one (b, e) pair (s) | extra for 28 × 7 | share of whole run |",
                   "|---:|---:|---:|---:|---:|"]

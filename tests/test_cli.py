@@ -40,14 +40,16 @@ def test_missing_landing_and_unknown_mall_stop_before_any_write(tmp_path):
     assert out.returncode == 2
     assert f"landing folder {tmp_path / 'nowhere'} does not exist" in out.stderr
     assert not (tmp_path / "lake").exists()
+    assert "s] starting Spark (" in out.stderr  # progress, on stderr
 
     (tmp_path / "landing").mkdir()
     out = _jobs("backfill", "--from", "2016-02-01", "--to", "2016-02-02", "--malls", "1,99",
                 "--conf", str(conf), "--landing", str(tmp_path / "landing"),
-                "--lakehouse", str(tmp_path / "lake"))
+                "--lakehouse", str(tmp_path / "lake"), "--quiet")
     assert out.returncode == 2
     assert "--malls: unknown mall id(s) 99" in out.stderr
     assert not (tmp_path / "lake").exists()
+    assert "starting Spark" not in out.stderr  # --quiet: no progress
 
 
 def test_bad_date_is_a_usage_error():

@@ -442,6 +442,15 @@ def test_a_run_without_the_key_uses_the_dev_key_and_says_so(spark, cli_run, keye
     assert "require_hmac_key: true" in out.stderr
 
 
+@cli
+def test_the_command_line_reports_each_stage_on_stderr(cli_run):
+    """Not privacy, but this module's command-line run shows it: progress as it goes."""
+    _, out, summary = cli_run
+    for name in summary["timings"]:
+        assert f"] {name} …" in out.stderr and f"] {name} done in " in out.stderr, out.stderr[-2000:]
+    assert f"  read {summary['records_read']} records: {summary['records_valid']} valid" in out.stderr
+
+
 def _require_conf(world: Path, tmp_path: Path, value: str = "true") -> Path:
     conf = tmp_path / "conf"
     conf.mkdir()
