@@ -23,7 +23,7 @@ help:
 	@echo "  setup          .venv with the pinned packages and this project, Delta's JARs in .cache/jars (idempotent)"
 	@echo "  generate       rewrite the demo world's landing files in data/landing"
 	@echo "  serve          the report API on http://127.0.0.1:8000 over the demo lakehouse (SERVE_ARGS='--port 9000 ...')"
-	@echo "  bench          backfill throughput and memory at 1, 2 and 4 million records (docs/performance.md)"
+	@echo "  bench          backfill at 1, 2 and 5 million records beside DuckDB, a nightly run (docs/performance.md)"
 	@echo "  bench-scale    the same at 16 and 32 million records, local Spark (SCALE_SIZES=...)"
 	@echo "  bench-cluster  the same on the standalone cluster of 'make cluster' (started and stopped)"
 	@echo "  bench-api      report API latency on a year of gold, against Spark SQL (BENCH_API_ARGS=...)"
@@ -81,16 +81,16 @@ bench: setup
 	$(PY) -m benchmarks.pipeline --write-docs
 
 ## bench-scale: backfill throughput and peak memory per stage at 16 and 32 million probes
-## (SCALE_SIZES), local Spark: about 45 minutes alone on 2 cores, bench-out/scale/.
-## bench-cluster: the same on the standalone cluster of `make cluster` (started if needed,
-## stopped after), bench-out/scale-cluster/. Worlds are generated once into .cache/bench/.
+## (SCALE_SIZES), local Spark, beside the DuckDB baseline: about 45 minutes alone on 2 cores,
+## bench-out/scale/. bench-cluster: the same without the baseline on the standalone cluster
+## of `make cluster` (started if needed, stopped after), bench-out/scale-cluster/. Worlds are generated once into .cache/bench/.
 SCALE_SIZES ?= 16000000,32000000
 bench-scale: setup
 	$(PY) -m benchmarks.pipeline --sizes $(SCALE_SIZES) --no-combos --out bench-out/scale
 
 bench-cluster: setup
 	bin/spark-cluster.sh start
-	$(PY) -m benchmarks.pipeline --sizes $(SCALE_SIZES) --no-combos --master spark://127.0.0.1:7077 \
+	$(PY) -m benchmarks.pipeline --sizes $(SCALE_SIZES) --no-combos --no-baseline --master spark://127.0.0.1:7077 \
 	  --out bench-out/scale-cluster; rc=$$?; bin/spark-cluster.sh stop; exit $$rc
 
 ## serve: the report API (GET /reports/group_datetime, /docs) on the demo lakehouse.
