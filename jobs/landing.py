@@ -51,7 +51,8 @@ class LandingFile:
 def list_landing(spark: SparkSession, landing: str) -> list[LandingFile]:
     """Every probe file below ``landing``, at any depth, in one recursive listing by the
     driver (no Spark job): files and folders whose name starts with ``.`` or ``_`` are
-    skipped, and so are files of other extensions (decisions.md)."""
+    skipped, and so are files of other extensions and empty files (decisions.md: a
+    file of zero bytes holds no records; a ``.gz`` one is not corrupt)."""
     jvm = spark.sparkContext._jvm
     root = jvm.org.apache.hadoop.fs.Path(landing)
     conf = jvm.org.apache.hadoop.conf.Configuration(spark.sparkContext._jsc.hadoopConfiguration())
@@ -65,7 +66,7 @@ def list_landing(spark: SparkSession, landing: str) -> list[LandingFile]:
         relative = path[len(prefix):] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
         if any(part.startswith((".", "_")) for part in relative.split("/")):
             continue
-        if file_format(relative) is not None:
+        if status.getLen() > 0 and file_format(relative) is not None:
             out.append(LandingFile(path, status.getLen(), status.getModificationTime()))
     return out
 
