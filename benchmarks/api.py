@@ -16,7 +16,9 @@ settings (``jobs.spark.build_spark``: row groups of 100,000 rows), partitioned b
 The requests (varied between repetitions: objects, months, threshold pairs, windows):
 a daily year for 10 zones; an hourly month for 5 zones; a monthly year for 20 zones. The
 API runs as ``python -m reports serve`` (uvicorn) on loopback; the client measures each
-request end to end (one client, keep-alive), then throughput with 4 clients. Spark SQL
+request end to end (one client, keep-alive), then throughput with 4 clients. Before
+that, the first 100 requests after the server starts, with its start-up warm-up and
+without (``--no-warm-up``). Spark SQL
 answers the same filters on the same table in a local[2] session (rows collected to the
 driver, no zero-filling or JSON: a lower bound of its cost).
 
@@ -206,6 +208,26 @@ def measure_api(conf: Path, lake: Path, cases: dict[str, list[dict]], repeat: in
         return results
 
 
+def measure_first(conf: Path, lake: Path, cases: dict[str, list[dict]], n: int = 100) -> dict:
+    """The first ``n`` requests after ``reports serve`` starts (the scenarios in turn, one
+    client), with the server's start-up warm-up and with ``--no-warm-up``."""
+    mix = [p for turn in zip(*cases.values()) for p in turn]
+    results = {}
+    for name, extra in (("warm-up", []), ("no warm-up", ["--no-warm-up"])):
+        with ApiServer(conf, lake, extra_args=extra) as server:
+            lat = []
+            with httpx.Client(headers={"x-token": TOKEN}, timeout=60) as http:
+                for i in range(n):
+                    t0 = time.perf_counter()
+                    http.get(f"{server.url}/reports/group_datetime",
+                             params=_query(mix[i % len(mix)])).raise_for_status()
+                    lat.append(time.perf_counter() - t0)
+        results[name] = {**_stats(lat), "first_ms": round(lat[0] * 1000, 1)}
+        print(f"  first {n} requests, {name:<11} first {results[name]['first_ms']:7.1f} ms  p50 "
+              f"{results[name]['p50_ms']:7.1f} ms  p99 {results[name]['p99_ms']:7.1f} ms", flush=True)
+    return results
+
+
 def measure_spark(spark, cfg, lake: Path, cases: dict[str, list[dict]], repeat: int) -> dict:
     """The same filters as Spark SQL on the same table, rows collected to the driver."""
     mall_of = {o.id: o.mall_id for o in cfg.objects}
@@ -254,6 +276,14 @@ def _table(results: dict) -> str:
                 + (f"{s['p50_ms']:.0f} | {s['p99_ms']:.0f} | {s['p50_ms'] / a['p50_ms']:.0f}× |"
                    if s else "– | – | – |"))
         lines.append("")
+        if "first" in r:
+            lines += [f"The first requests after `reports serve` starts (layout `{layout}`, the "
+                      "scenarios in turn, one client):", "",
+                      "| server start | first request (ms) | p50 (ms) | p99 (ms) | max (ms) |",
+                      "|---|---:|---:|---:|---:|"]
+            lines += [f"| {name} ({f['n']} requests) | {f['first_ms']:.1f} | {f['p50_ms']:.1f} | "
+                      f"{f['p99_ms']:.1f} | {f['max_ms']:.1f} |" for name, f in r["first"].items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -314,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()  # no JVM beside the API while it is measured
     for layout in layouts:
         print(f"API, layout {layout}:", flush=True)
+        results["layouts"][layout]["first"] = measure_first(conf, cache / layout, cases)
         results["layouts"][layout]["api"] = measure_api(conf, cache / layout, cases, args.repeat, 4)
     out.mkdir(parents=True, exist_ok=True)
     (out / "api-results.json").write_text(json.dumps(results, indent=2))

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import httpx
 
@@ -41,9 +41,10 @@ class ApiServer:
 
     def __init__(self, conf: Path | str, lakehouse: Path | str, *,
                  refresh_seconds: float | None = None, log: Path | str | None = None,
-                 start_timeout: float = 60):
+                 start_timeout: float = 60, extra_args: Sequence[str] = ()):
         """``refresh_seconds``: the API's gold refresh interval (None: the server's
-        default); ``log``: a file for the server's output (None: discarded)."""
+        default); ``log``: a file for the server's output (None: discarded);
+        ``extra_args``: more ``reports serve`` options (``--no-warm-up``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log) if log is not None else None
@@ -52,6 +53,7 @@ class ApiServer:
                      "--conf", str(conf), "--lakehouse", str(lakehouse)]
         if refresh_seconds is not None:
             self.args += ["--refresh-seconds", str(refresh_seconds)]
+        self.args += list(extra_args)
 
     def __enter__(self) -> "ApiServer":
         self._out = self.log.open("w") if self.log is not None else subprocess.DEVNULL

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -107,14 +108,24 @@ class _Sampler(threading.Thread):
             self.stop.wait(self.period)
 
 
-def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | None) -> dict:
-    shutil.rmtree(lake, ignore_errors=True)
-    summary_file = out / f"{lake.name}.summary.json"
-    cmd = [sys.executable, "-m", "jobs", "backfill", "--from", str(START),
-           "--to", str(START + dt.timedelta(days=DAYS - 1)), "--conf", str(conf),
-           "--landing", str(landing), "--lakehouse", str(lake), "--summary-json", str(summary_file)]
-    if master:
-        cmd += ["--master", master]
+@dataclass
+class _Run:
+    """A command run by :func:`_sampled`: when it started (epoch s), its wall seconds,
+    the memory samples of its process tree, its output and exit code."""
+
+    started: float
+    wall: float
+    samples: list
+    log: str
+    code: int
+
+    @property
+    def peak_mb(self) -> float:
+        return max((s[1] for s in self.samples), default=0) / 2**20
+
+
+def _sampled(cmd: list[str]) -> _Run:
+    """Run ``cmd`` from the checkout while sampling its process tree's memory."""
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -123,42 +134,40 @@ def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | No
     log, _ = proc.communicate()
     sampler.stop.set()
     sampler.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"backfill failed:\n{log[-3000:]}")
+    return _Run(t0, time.time() - t0, sampler.samples, log, proc.returncode)
+
+
+def _backfill(conf: Path, landing: Path, lake: Path, out: Path, master: str | None) -> dict:
+    shutil.rmtree(lake, ignore_errors=True)
+    summary_file = out / f"{lake.name}.summary.json"
+    cmd = [sys.executable, "-m", "jobs", "backfill", "--from", str(START),
+           "--to", str(START + dt.timedelta(days=DAYS - 1)), "--conf", str(conf),
+           "--landing", str(landing), "--lakehouse", str(lake), "--summary-json", str(summary_file)]
+    if master:
+        cmd += ["--master", master]
+    run = _sampled(cmd)
+    if run.code != 0:
+        raise RuntimeError(f"backfill failed:\n{run.log[-3000:]}")
     summary = json.loads(summary_file.read_text())
     stages = {}
     for name, (a, b) in summary["stage_spans"].items():
-        peak = max((s for s in sampler.samples if a <= s[0] <= b), key=lambda s: s[1], default=None)
+        peak = max((s for s in run.samples if a <= s[0] <= b), key=lambda s: s[1], default=None)
         stages[name] = {"seconds": b - a, "peak_rss_mb": peak[1] / 2**20 if peak else 0,
                         "peak_processes": [{"process": n, "pid": pid, "rss_mb": round(r / 2**20)}
                                            for n, pid, r in peak[2]] if peak else []}
-    return {"wall_seconds": time.time() - t0, "summary": summary, "stages": stages,
-            "peak_rss_mb": max((s[1] for s in sampler.samples), default=0) / 2**20,
-            "rss_timeline_mb": [(round(t - t0, 1), round(r / 2**20)) for t, r, _ in sampler.samples[::10]]}
-
-
-def _sampled(cmd: list[str]) -> tuple[float, float, str, int]:
-    """Run ``cmd``; its wall seconds, peak RSS of its process tree (MB), output, exit code."""
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = _Sampler(proc.pid)
-    sampler.start()
-    log, _ = proc.communicate()
-    sampler.stop.set()
-    sampler.join()
-    return time.time() - t0, max((s[1] for s in sampler.samples), default=0) / 2**20, log, proc.returncode
+    return {"wall_seconds": run.wall, "summary": summary, "stages": stages, "peak_rss_mb": run.peak_mb,
+            "rss_timeline_mb": [(round(t - run.started, 1), round(r / 2**20)) for t, r, _ in run.samples[::10]]}
 
 
 def duckdb_baseline(conf: Path, landing: Path, lake: Path, out: Path) -> dict:
     """The DuckDB baseline on the same files, compared with the product's gold."""
     summary_file = out / f"{lake.name}.duckdb.json"
-    wall, peak, log, code = _sampled([sys.executable, "-m", "benchmarks.duckdb_baseline", "--conf", str(conf),
-                                      "--landing", str(landing), "--lakehouse", str(lake),
-                                      "--summary-json", str(summary_file)])
+    run = _sampled([sys.executable, "-m", "benchmarks.duckdb_baseline", "--conf", str(conf),
+                    "--landing", str(landing), "--lakehouse", str(lake), "--summary-json", str(summary_file)])
     if not summary_file.exists():
-        raise RuntimeError(f"duckdb baseline failed:\n{log[-3000:]}")
+        raise RuntimeError(f"duckdb baseline failed:\n{run.log[-3000:]}")
     r = json.loads(summary_file.read_text())
-    return {"seconds": r["seconds"], "wall_seconds": wall, "peak_rss_mb": peak,
+    return {"seconds": r["seconds"], "wall_seconds": run.wall, "peak_rss_mb": run.peak_mb,
             "gold_rows": r["gold_rows"], "mismatches": r["mismatches"]}
 
 
@@ -199,15 +208,15 @@ def nightly_runs(conf: Path, landing: Path, lake: Path, out: Path) -> dict:
     try:
         for name in ("one_day", "nothing_new"):
             summary_file = out / f"nightly-{name}.summary.json"
-            wall, peak, log, code = _sampled([
+            run = _sampled([
                 sys.executable, "-m", "jobs", "nightly", "--date", str(NIGHTLY_DATE), "--conf", str(conf),
                 "--landing", str(landing), "--lakehouse", str(lake), "--quiet", "--summary-json", str(summary_file)])
-            if code != 0:
-                raise RuntimeError(f"nightly failed:\n{log[-3000:]}")
+            if run.code != 0:
+                raise RuntimeError(f"nightly failed:\n{run.log[-3000:]}")
             summary = json.loads(summary_file.read_text())
-            runs[name] = {"wall_seconds": wall, "pipeline_seconds": sum(summary["timings"].values()),
+            runs[name] = {"wall_seconds": run.wall, "pipeline_seconds": sum(summary["timings"].values()),
                           "timings": summary["timings"], "records": summary["records_read"],
-                          "peak_rss_mb": peak}
+                          "peak_rss_mb": run.peak_mb}
     finally:
         shutil.rmtree(visible, ignore_errors=True)
     return runs

@@ -1,10 +1,14 @@
-"""build_spark(): the one place that holds Spark and Delta Lake settings."""
+"""build_spark(): the one place that holds Spark and Delta Lake settings; rows_df():
+small DataFrames from rows the driver holds."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from jobs.paths import JAR_DIR, LOG_CONFIG
 
@@ -62,3 +66,16 @@ def build_spark(master: str = "local[*]", app_name: str = "footfall",
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def rows_df(spark: SparkSession, rows: Iterable[Sequence], schema: T.StructType | str) -> DataFrame:
+    """A DataFrame of a few rows held by the driver (the config, a registry).
+
+    The rows go to the JVM as one Arrow batch: ``spark.createDataFrame`` of a list
+    passes them through a Python worker, whose start costs about a second a run.
+    """
+    if isinstance(schema, str):
+        schema = T._parse_datatype_string(schema)
+    table = pa.Table.from_pylist([dict(zip(schema.names, row)) for row in rows],
+                                 schema=to_arrow_schema(schema, timezone="UTC"))
+    return spark.createDataFrame(table, schema)

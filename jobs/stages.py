@@ -2,7 +2,7 @@
 by running it again (SPEC §9):
 
 1. :func:`ingest_new_files` — new landing files → ``bronze/probes`` (MERGE on sensor,
-   client, instant), ``bronze/quarantine`` (MERGE on file, line), ``ops/pending_dates``
+   client, instant; an append where the (mall, date) partitions are still empty), ``bronze/quarantine`` (MERGE on file, line), ``ops/pending_dates``
    (the (mall, local date)s with new probes), then ``ops/ingested_files``.
    :func:`replay_quarantine` (backfill) brings back quarantined records now valid.
 2. :func:`build_sessions` — the run's (mall, date) scope is rebuilt from bronze into
@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from jobs import classify, ingest, landing, metrics, progress, scope, sessions
 from jobs.config import Config
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
+from jobs.spark import rows_df
 from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GOLD_SORT, GROUP_DATETIME,
                        INGESTED_FILES, PENDING_DATES, QUARANTINE, SENSORS, SESSIONS, TOO_LATE,
                        UNKNOWN_SENSOR)
@@ -35,15 +36,14 @@ from jobs.tables import SCHEMAS, Lakehouse
 
 def sensors_df(spark: SparkSession, cfg: Config) -> DataFrame:
     """The configured sensors: ``(sensor_id, zone_id, floor_id, mall_id, threshold)``."""
-    return spark.createDataFrame(
-        cfg.sensor_rows(),
+    return rows_df(
+        spark, cfg.sensor_rows(),
         "sensor_id string, zone_id long, floor_id long, mall_id long, threshold int")
 
 
 def malls_df(spark: SparkSession, cfg: Config) -> DataFrame:
     """The malls and their time zones: ``(mall_id, timezone)``."""
-    return spark.createDataFrame([(m.id, m.timezone) for m in cfg.malls],
-                                 "mall_id long, timezone string")
+    return rows_df(spark, [(m.id, m.timezone) for m in cfg.malls], "mall_id long, timezone string")
 
 
 def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.date) -> DataFrame:
@@ -60,7 +60,7 @@ def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.da
     for sid, row in before.items():
         if sid not in current:
             after[sid] = row if row[-1] is not None else (*row[:-1], today)
-    registry = spark.createDataFrame(sorted(after.values()), SCHEMAS[SENSORS])
+    registry = rows_df(spark, sorted(after.values()), SCHEMAS[SENSORS])
     if after != before:
         lake.overwrite(SENSORS, registry)
     return registry
@@ -80,13 +80,19 @@ def _parse(lines: DataFrame, spark: SparkSession, cfg: Config, key: bytes, now: 
 def _write_probes(lake: Lakehouse, valid: DataFrame, run_id: str, touched: list[MallDate]) -> None:
     if not touched:
         return
+    probes = (valid.withColumn("run_id", F.lit(run_id))
+              .select(*SCHEMAS[BRONZE_PROBES].fieldNames())
+              .transform(ingest.dedupe_probes))
+    partitions = " OR ".join(f"(mall_id = {m} AND date = DATE'{d}')" for m, d in sorted(set(touched)))
+    if not lake.holds_rows(BRONZE_PROBES, partitions):
+        # Partitions no run has written yet (a new day, a first backfill): nothing to
+        # match, and the run lock keeps them empty until this commit.
+        lake.append(BRONZE_PROBES, probes)
+        return
     malls = sorted({m for m, _ in touched})
     lo, hi = min(d for _, d in touched), max(d for _, d in touched)
     prune = (f"t.mall_id IN ({', '.join(map(str, malls))}) AND "
              f"t.date >= DATE'{lo}' AND t.date <= DATE'{hi}'")
-    probes = (valid.withColumn("run_id", F.lit(run_id))
-              .select(*SCHEMAS[BRONZE_PROBES].fieldNames())
-              .transform(ingest.dedupe_probes))
     lake.merge(BRONZE_PROBES, probes, ["mall_id", "date", "sensor_id", "client_id", "ts"],
                prune=prune, update_when="s.rssi > t.rssi", update_set={"rssi": "s.rssi"})
 
@@ -117,7 +123,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("randomized").cast("int")).alias("rnd"))
              .collect())
     with_lines = {r.source_file for r in stats}
-    uris = {r.path: landing.file_uri(spark, r.path) for r in new_files}
+    uris = {f.path: f.uri for f in new_files}
     corrupt = landing.unreadable_files(spark, [p for p, u in uris.items() if u not in with_lines])
     for r in stats:
         summary.records_read += r.n
@@ -138,17 +144,21 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     if corrupt:
         summary.reject(CORRUPT_FILE, len(corrupt))
         summary.notes.extend(f"{CORRUPT_FILE}: {path}: {error}" for path, error in sorted(corrupt.items()))
-        whole = spark.createDataFrame(
-            [(uris[path], 0, None, None, CORRUPT_FILE, None, None, summary.run_id, None) for path in corrupt],
+        whole = rows_df(
+            spark, [(uris[path], 0, None, None, CORRUPT_FILE, None, None, summary.run_id, None) for path in corrupt],
             SCHEMAS[QUARANTINE])
         rejected = rejected.unionByName(whole)
-    lake.merge(QUARANTINE, rejected, ["source_file", "line_no"])
+    if summary.rejected:
+        lake.merge(QUARANTINE, rejected, ["source_file", "line_no"])
+    else:
+        # Nothing to add: a MERGE of nothing still plans and scans (~1 s a night).
+        lake.ensure(QUARANTINE)
     _clear_repaired(lake, with_lines)
     if touched:
-        pending = spark.createDataFrame(touched, SCHEMAS[PENDING_DATES])
+        pending = rows_df(spark, touched, SCHEMAS[PENDING_DATES])
         lake.merge(PENDING_DATES, pending, ["mall_id", "date"])
-    registry = spark.createDataFrame(
-        [(f.path, f.size, f.mtime_ms, summary.run_id) for f in new_files],
+    registry = rows_df(
+        spark, [(f.path, f.size, f.mtime_ms, summary.run_id) for f in new_files],
         "path string, size long, mtime_ms long, run_id string",
     ).select("path", "size", F.timestamp_millis("mtime_ms").alias("modification_time"), "run_id")
     lake.merge(INGESTED_FILES, registry, ["path", "size", "modification_time"])

@@ -12,8 +12,9 @@ Layout under the lakehouse root (SPEC §8)::
     ops/sensors             every sensor ever configured, with its objects; removed
                             ones keep their last place (``retired_on``) for history
 
-Every write either MERGEs from a deduplicated source or replaces exactly the rows a
-run owns (``replaceWhere``), so re-running a run changes nothing.
+Every write either MERGEs from a deduplicated source, appends it to partitions that
+hold no row yet, or replaces exactly the rows a run owns (``replaceWhere``), so
+re-running a run changes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from jobs.spark import rows_df
 from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, COMEBACK_WINDOWS, GOLD_PARTITIONS,
                        GROUP_DATETIME, INGESTED_FILES, PENDING_DATES, QUARANTINE, SENSORS,
                        SESSIONS)
@@ -143,13 +145,13 @@ class Lakehouse:
     def ensure(self, table: str) -> None:
         """Create the table, empty and with its schema, if it does not exist yet."""
         if not self.exists(table):
-            (self.spark.createDataFrame([], SCHEMAS[table]).write.format("delta")
+            (rows_df(self.spark, [], SCHEMAS[table]).write.format("delta")
              .partitionBy(*PARTITIONS[table]).mode("append").save(self.path(table)))
 
     def read(self, table: str) -> DataFrame:
         """The table as a DataFrame (an empty one with the schema if it does not exist)."""
         if not self.exists(table):
-            return self.spark.createDataFrame([], SCHEMAS[table])
+            return rows_df(self.spark, [], SCHEMAS[table])
         return self.spark.read.format("delta").load(self.path(table))
 
     def replace(self, table: str, df: DataFrame, predicate: str,
@@ -194,6 +196,18 @@ class Lakehouse:
         if update_when and update_set:
             m = m.whenMatchedUpdate(condition=update_when, set=dict(update_set))
         m.whenNotMatchedInsertAll().execute()
+
+    def append(self, table: str, df: DataFrame) -> None:
+        """Add the rows of ``df``: only where none of them can be in the table yet
+        (partitions that :meth:`holds_rows` found empty); elsewhere :meth:`merge`."""
+        self.ensure(table)
+        (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("append")
+         .option("mergeSchema", "true").save(self.path(table)))
+
+    def holds_rows(self, table: str, predicate: str) -> bool:
+        """Whether any row matches ``predicate``; on partition columns only, this reads
+        no data file of the partitions that hold none."""
+        return self.exists(table) and not self.read(table).where(predicate).isEmpty()
 
     def delete_keys(self, table: str, keys_df: DataFrame, keys: Sequence[str]) -> None:
         """Delete the rows whose ``keys`` appear in ``keys_df`` (deduplicated here)."""

@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--refresh-seconds", type=_seconds, default=2.0, metavar="S",
                    help="look for a new gold version at most every S seconds (default: 2; 0: on "
                         "every request)")
+    s.add_argument("--no-warm-up", action="store_true",
+                   help="take requests at once, without first answering one report per mall and "
+                        "interval (the first requests then take longer)")
     _storage(s)
 
     t = sub.add_parser("token", help="manage API tokens")
@@ -89,7 +92,7 @@ def _config(args):
 def _serve(args) -> int:
     import uvicorn
 
-    from reports.api import ENV_CONF, ENV_LAKEHOUSE, ENV_REFRESH
+    from reports.api import ENV_CONF, ENV_LAKEHOUSE, ENV_REFRESH, ENV_WARM_UP
     from reports.tokens import TOKENS_FILE, load_tokens
 
     cfg = _config(args)  # check config and tokens now, with a clear message
@@ -99,6 +102,7 @@ def _serve(args) -> int:
     if args.lakehouse:
         os.environ[ENV_LAKEHOUSE] = args.lakehouse
     os.environ[ENV_REFRESH] = str(args.refresh_seconds)
+    os.environ[ENV_WARM_UP] = "0" if args.no_warm_up else "1"
     uvicorn.run("reports.api:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info")
     return 0

@@ -8,12 +8,15 @@ each parameter with its allowed values, and every error.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
+import httpx
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -21,11 +24,11 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jobs.config import load_config
+from jobs.config import Config, load_config
 from jobs.spec import COMEBACK_COLUMNS, INTERVALS, REPORT_DEFAULTS, USER_TYPES
 from reports.params import (MAX_OBJECT_BUCKETS, MAX_OBJECTS, THRESHOLD_VALUES, ReportError,
-                            parse, resolve_objects)
-from reports.query import Gold, report
+                            ReportRequest, parse, resolve_objects)
+from reports.query import Gold, GoldUnavailable, bucket_count, report
 from reports.tokens import TOKENS_FILE, TokenStore, digest
 
 #: Uvicorn's error log: what the server prints at start (and where tracebacks go).
@@ -35,6 +38,7 @@ log = logging.getLogger("uvicorn.error")
 DEV_TOKEN = "footfall-dev-token"
 #: Environment variables read by :func:`app_from_env` (``python -m reports serve``).
 ENV_CONF, ENV_LAKEHOUSE, ENV_REFRESH = "FOOTFALL_CONF", "FOOTFALL_LAKEHOUSE", "FOOTFALL_REFRESH_SECONDS"
+ENV_WARM_UP = "FOOTFALL_WARM_UP"
 
 #: Error codes per HTTP status, for the OpenAPI document and docs/api.md.
 ERROR_CODES = {
@@ -163,10 +167,45 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+def warm_up(gold: Gold, cfg: Config) -> int:
+    """Answer one report per interval of gold and return how many were answered.
+
+    Run before the server takes requests, so that the first ones cost what later ones
+    do: it opens gold's log, loads polars' Parquet reader and the joins, time zones and
+    bucket grids an answer uses, and reads each partition's file footer. Each report
+    asks for the zones of every mall (at most 10 per mall) over the last year of data
+    (the last month for hourly). Gold not built yet is no error: the first request
+    then opens it.
+    """
+    try:
+        latest = gold.snapshot().latest_dates()
+    except GoldUnavailable as exc:
+        log.warning("warm-up skipped: %s", exc.message())
+        return 0
+    zones: list = []
+    for mall in cfg.malls:
+        zones += [o for o in cfg.objects if o.mall_id == mall.id and o.type == "zone"][:10]
+    answered = 0
+    for interval in INTERVALS:
+        dates = [d for (m, i), d in latest.items() if i == interval]
+        if dates and zones:
+            last = max(dates)
+            first = last - dt.timedelta(days=30 if interval == "hourly" else 365)
+            while bucket_count(interval, first, last) * len(zones) > MAX_OBJECT_BUCKETS:
+                first += dt.timedelta(days=7)
+            req = ReportRequest(tuple(o.id for o in zones), interval, first, last)
+            report(gold, cfg, zones, req).json_bytes()
+            answered += 1
+    return answered
+
+
 def create_app(conf_dir: str | os.PathLike = "conf", lakehouse: str | None = None, *,
-               refresh_seconds: float = 2.0) -> FastAPI:
+               refresh_seconds: float = 2.0, warm: bool = True) -> FastAPI:
     """The API over ``conf_dir`` (objects, tokens) and the gold table under ``lakehouse``
-    (default: the config's storage.yaml). Raises ConfigError for a bad config or tokens.yaml."""
+    (default: the config's storage.yaml). Raises ConfigError for a bad config or tokens.yaml.
+
+    :param warm: answer :func:`warm_up`'s reports before taking requests.
+    """
     cfg = load_config(conf_dir).with_storage(lakehouse=lakehouse)
     tokens = TokenStore(Path(cfg.conf_dir) / TOKENS_FILE, cfg)
     gold = Gold(cfg.storage.lakehouse, refresh_seconds=refresh_seconds)
@@ -174,7 +213,22 @@ def create_app(conf_dir: str | os.PathLike = "conf", lakehouse: str | None = Non
         log.warning("%s/%s holds the documented development token: remove it before real use",
                     cfg.conf_dir, TOKENS_FILE)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if warm:
+            started = time.perf_counter()
+            n = warm_up(gold, cfg)
+            # And the HTTP side once (routing, the token check, an error answer, the
+            # thread pool that runs the handlers), in process.
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://warm-up") as client:
+                await client.get("/health")
+                await client.get("/reports/group_datetime")
+            log.info("warmed up: %d reports in %.0f ms", n, (time.perf_counter() - started) * 1000)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Footfall report API",
         version="1.0",
         description="Footfall metrics per object and time bucket, read from the gold table "
@@ -243,6 +297,8 @@ def create_app(conf_dir: str | os.PathLike = "conf", lakehouse: str | None = Non
 def app_from_env() -> FastAPI:
     """The app for ``uvicorn --factory reports.api:app_from_env``: config folder,
     lakehouse and refresh interval from ``FOOTFALL_CONF`` (default ``conf``),
-    ``FOOTFALL_LAKEHOUSE`` and ``FOOTFALL_REFRESH_SECONDS`` (default 2)."""
+    ``FOOTFALL_LAKEHOUSE``, ``FOOTFALL_REFRESH_SECONDS`` (default 2) and
+    ``FOOTFALL_WARM_UP`` (``0``: no warm-up)."""
     return create_app(os.environ.get(ENV_CONF, "conf"), os.environ.get(ENV_LAKEHOUSE) or None,
-                      refresh_seconds=float(os.environ.get(ENV_REFRESH) or 2.0))
+                      refresh_seconds=float(os.environ.get(ENV_REFRESH) or 2.0),
+                      warm=os.environ.get(ENV_WARM_UP, "1") != "0")

@@ -26,6 +26,7 @@ from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow as pa
 
 from jobs.config import Config, Obj
 from jobs.spec import GROUP_DATETIME, USER_TYPES
@@ -246,6 +247,15 @@ class GoldSnapshot:
         self.version: int = table.version()
         # Deletion vectors: polars must read through delta-rs instead of the plain files.
         self.deletion_vectors = "deletionVectors" in (table.protocol().reader_features or [])
+
+    def latest_dates(self) -> dict[tuple[int, str], dt.date]:
+        """The last ``bucket_date`` of each (mall, interval) partition, from the files'
+        statistics (empty when the writer kept none)."""
+        files = pl.DataFrame(pa.table(self.table.get_add_actions(flatten=True)))
+        if "max.bucket_date" not in files.columns or files.is_empty():
+            return {}
+        last = files.group_by("partition.mall_id", "partition.interval").agg(pl.col("max.bucket_date").max())
+        return {(int(m), i): d for m, i, d in last.iter_rows() if d is not None}
 
     def rows(self, mall_id: int, interval: str, object_ids: Sequence[int], bounce: int,
              engagement: int, first: dt.date, last: dt.date, comeback_column: str) -> pl.DataFrame:

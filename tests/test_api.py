@@ -21,10 +21,12 @@ with warnings.catch_warnings():  # starlette's note that TestClient will move to
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from reports.api import create_app
+from reports.api import create_app, warm_up
 from reports.params import MAX_OBJECT_BUCKETS
+from reports.query import Gold
 from reports.tokens import create as create_token, digest
 from jobs.config import load_config
+from jobs.spec import GROUP_DATETIME
 from benchmarks.common import free_port
 from tests.helpers import ROOT
 from tests.report_world import (TOKEN_ALL, TOKEN_MALL1, USER_TYPES, expected_row, make_world,
@@ -487,3 +489,14 @@ def test_a_spark_written_gold_with_deletion_vectors(spark, tmp_path):
         expected_row("2016-02-02T00:00:00+03:00", None, 3),
         expected_row("2016-02-03T00:00:00+03:00", None, 3),  # deleted
     ]
+
+
+def test_warm_up_answers_one_report_per_interval_of_gold(world, tmp_path):
+    conf, lake = world
+    cfg = load_config(conf)
+    stored = DeltaTable(str(lake / GROUP_DATETIME)).to_pyarrow_table(columns=["interval"])
+    intervals = set(stored.column("interval").to_pylist())
+    assert len(intervals) >= 2
+    assert warm_up(Gold(str(lake), refresh_seconds=0), cfg) == len(intervals)
+    # No gold yet: the server still starts; the first request answers 503.
+    assert warm_up(Gold(str(tmp_path / "nowhere")), cfg) == 0
