@@ -56,7 +56,9 @@ def _world(size: int, cache: Path) -> tuple[Path, Path, int]:
         (folder / "conf").mkdir(parents=True)
         write_objects_yaml(folder / "conf" / "objects.yaml", make_objects())
         write_pipeline_yaml(folder / "conf" / "pipeline.yaml")
-        shutil.copy(ROOT / "conf" / "storage.yaml", folder / "conf" / "storage.yaml")
+    # The embedded default's settings as they are now, also for a world generated before.
+    shutil.copy(ROOT / "conf" / "storage.yaml", folder / "conf" / "storage.yaml")
+    if not marker.exists():
         summary = generate(folder / "conf", folder / "landing", start=START, days=DAYS,
                            target_probes=size, seed=42)
         marker.write_text(json.dumps({"records": summary.records}))

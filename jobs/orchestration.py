@@ -77,7 +77,7 @@ class SparkSubmit(ConfigModel):
     """airflow.yaml ``spark``: the spark-submit settings of the Spark tasks."""
 
     conn_id: str = "spark_default"
-    driver_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "6g"
+    driver_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "4g"
     executor_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "2g"
     conf: SparkConf = {}
 
