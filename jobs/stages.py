@@ -2,8 +2,9 @@
 by running it again (SPEC §9):
 
 1. :func:`ingest_new_files` — new landing files → ``bronze/probes`` (MERGE on sensor,
-   client, instant; an append where the (mall, date) partitions are still empty), ``bronze/quarantine`` (MERGE on file, line), ``ops/pending_dates``
-   (the (mall, local date)s with new probes), then ``ops/ingested_files``.
+   client, instant; an append where the (mall, date) partitions are still empty),
+   ``bronze/quarantine`` (MERGE on file, line), ``ops/pending_dates`` (the (mall, local
+   date)s with new probes), then ``ops/ingested_files``.
    :func:`replay_quarantine` (backfill) brings back quarantined records now valid.
 2. :func:`build_sessions` — the run's (mall, date) scope is rebuilt from bronze into
    ``silver/sessions`` and ``silver/client_days`` (replaceWhere on the scope).

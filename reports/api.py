@@ -217,14 +217,17 @@ def create_app(conf_dir: str | os.PathLike = "conf", lakehouse: str | None = Non
     async def lifespan(_: FastAPI):
         if warm:
             started = time.perf_counter()
-            n = warm_up(gold, cfg)
-            # And the HTTP side once (routing, the token check, an error answer, the
-            # thread pool that runs the handlers), in process.
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://warm-up") as client:
-                await client.get("/health")
-                await client.get("/reports/group_datetime")
-            log.info("warmed up: %d reports in %.0f ms", n, (time.perf_counter() - started) * 1000)
+            try:
+                n = warm_up(gold, cfg)
+                # And the HTTP side once (routing, the token check, an error answer, the
+                # thread pool that runs the handlers), in process.
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                             base_url="http://warm-up") as client:
+                    await client.get("/health")
+                    await client.get("/reports/group_datetime")
+                log.info("warmed up: %d reports in %.0f ms", n, (time.perf_counter() - started) * 1000)
+            except Exception:  # noqa: BLE001 -- a request would meet the same error: serve anyway
+                log.exception("warm-up failed; the server starts without it")
         yield
 
     app = FastAPI(

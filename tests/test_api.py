@@ -29,8 +29,8 @@ from jobs.config import load_config
 from jobs.spec import GROUP_DATETIME
 from benchmarks.common import free_port
 from tests.helpers import ROOT
-from tests.report_world import (TOKEN_ALL, TOKEN_MALL1, USER_TYPES, expected_row, make_world,
-                                write_tokens)
+from tests.report_world import (TOKEN_ALL, TOKEN_MALL1, USER_TYPES, bucket_rows, expected_row,
+                                make_world, write_gold, write_tokens)
 
 PATH = "/reports/group_datetime"
 ROW_KEYS = ["datetime", "count_session", "count_client", "avg_session_duration",
@@ -500,3 +500,13 @@ def test_warm_up_answers_one_report_per_interval_of_gold(world, tmp_path):
     assert warm_up(Gold(str(lake), refresh_seconds=0), cfg) == len(intervals)
     # No gold yet: the server still starts; the first request answers 503.
     assert warm_up(Gold(str(tmp_path / "nowhere")), cfg) == 0
+
+
+def test_a_failing_warm_up_does_not_stop_the_server(tmp_path, caplog):
+    conf, lake = make_world(tmp_path)
+    write_gold(lake, bucket_rows(111, "daily", "2016-01-31T21:00:00", "2016-02-01T00:00:00+03:00", 20))
+    for f in (lake / GROUP_DATETIME).rglob("*.parquet"):
+        f.write_bytes(b"not parquet")  # damaged files: every read of gold fails
+    with caplog.at_level("ERROR", logger="uvicorn.error"), TestClient(create_app(conf, str(lake))) as c:
+        assert get(c, "").status_code == 400  # the server answers
+    assert "warm-up failed" in caplog.text
