@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: setup run test test-heavy bench bench-scale bench-cluster generate lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster generate lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -22,6 +22,7 @@ help:
 	@echo "  test-heavy     the heavy tests: crash and rerun, two runs at once, the API under load"
 	@echo "  setup          .venv with the pinned packages and this project, Delta's JARs in .cache/jars (idempotent)"
 	@echo "  generate       rewrite the demo world's landing files in data/landing"
+	@echo "  sql            the BI catalog over JDBC/ODBC on 127.0.0.1:10000 (Spark Thrift Server; docs/bi.md; SQL_ARGS='--port 10001 ...')"
 	@echo "  serve          the report API on http://127.0.0.1:8000 over the demo lakehouse (SERVE_ARGS='--port 9000 ...')"
 	@echo "  bench          backfill at 1, 2 and 5 million records beside DuckDB, a nightly run (docs/performance.md)"
 	@echo "  bench-scale    the same at 16 and 32 million records, local Spark (SCALE_SIZES=...)"
@@ -63,6 +64,10 @@ run: setup
 	  $(PY) -m jobs generate --conf conf --landing data/landing; fi
 	$(PY) -m jobs backfill --from $(DEMO_FROM) --to $(DEMO_TO)
 	$(PY) -m jobs show
+
+## sql: the Spark Thrift Server over the demo lakehouse with the BI catalog; Ctrl-C stops it.
+sql: setup
+	$(PY) -m jobs sql $(SQL_ARGS)
 
 ## generate: (re)write the demo world's landing files.
 generate: setup

@@ -1,4 +1,4 @@
-"""Command line: ``footfall nightly|backfill|maintain|show|generate …`` (SPEC §11), also
+"""Command line: ``footfall nightly|backfill|maintain|show|sql|generate …`` (SPEC §11), also
 ``python -m jobs …``; ``footfall reports …`` is the serving side's (:mod:`reports.__main__`).
 
 Thin: parse the arguments, load the config, build the Spark session, call jobs.run.
@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
     _common(m)
     s = sub.add_parser("show", help="print what the lakehouse holds")
     _common(s)
+    q = sub.add_parser("sql", help="serve the BI catalog over JDBC/ODBC (Spark Thrift Server; "
+                       "docs/bi.md) until Ctrl-C")
+    q.add_argument("--host", help="address to listen on (default: catalog.server.host, 127.0.0.1)")
+    q.add_argument("--port", type=int, help="port (default: catalog.server.port, 10000)")
+    _common(q)
     sub.add_parser("generate", help="write a synthetic world (see --help)", add_help=False)
     sub.add_parser("reports", help="serve the report API, make tokens, print reports, write "
                    "exports (see footfall reports --help)", add_help=False)
@@ -74,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     st = cfg.storage
+    if args.command == "sql":
+        return _sql(cfg, args)
     if not args.quiet:
         from jobs import progress
         progress.enable()
         progress.step("starting Spark (%s)", st.spark_master)
-    spark = build_spark(st.spark_master, st.spark_app_name, st.spark_conf)
+    conf = dict(st.spark_conf)
+    if args.command in ("nightly", "backfill"):  # they register the BI catalog at their end
+        from jobs.catalog import session_conf
+        conf.update(session_conf(cfg))
+    spark = build_spark(st.spark_master, st.spark_app_name, conf)
     try:
         if args.command == "show":
             from jobs.show import render
@@ -104,6 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         spark.stop()
+
+
+def _sql(cfg, args) -> int:
+    from jobs.lock import LakehouseBusy
+    from jobs.sqlserver import SqlServerError, serve
+    try:
+        return serve(cfg, args.host, args.port)
+    except SqlServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except LakehouseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -195,6 +195,53 @@ class SparkSection(ConfigModel):
     conf: SparkConf = {}
 
 
+def _database_name(v: str) -> str:
+    if not v or not v.replace("_", "a").isalnum() or not v.isascii() or v[0].isdigit():
+        raise ValueError(f"expected a SQL name (letters, digits, _), got {v!r}")
+    return v.lower()
+
+
+class SqlServer(ConfigModel):
+    """storage.yaml ``catalog.server``: where ``footfall sql`` listens (docs/bi.md)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[Int, between(1, 65535)] = 10000
+    #: HiveServer2 settings (``hive.server2.authentication`` …); required off loopback.
+    conf: SparkConf = {}
+
+
+class CatalogSection(ConfigModel):
+    """storage.yaml ``catalog``: the BI catalog over the lakehouse (docs/bi.md)."""
+
+    #: Register the tables at the end of every nightly and backfill run.
+    update_on_run: Bool = True
+    database: Annotated[str, AfterValidator(_database_name)] = "footfall"
+    #: A folder for an embedded Derby metastore, or a Hive metastore URI (thrift://…).
+    #: Default: ``metastore`` beside a local lakehouse, else ``data/metastore``.
+    metastore: Annotated[str | None, AfterValidator(lambda v: v or None)] = None
+    #: Put bronze/probes and the quarantine (raw text: raw MACs) in the catalog too.
+    include_raw: Bool = False
+    server: Annotated[SqlServer, NullAsEmptyMapping] = Field(default_factory=SqlServer)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog settings a run uses: storage.yaml's, the metastore resolved."""
+
+    register: bool
+    database: str
+    metastore: str
+    include_raw: bool
+    host: str
+    port: int
+    server_conf: dict[str, str]
+
+    @property
+    def embedded(self) -> bool:
+        """True when the metastore is an embedded Derby database (one process at a time)."""
+        return "://" not in self.metastore
+
+
 class StorageFile(ConfigModel):
     """storage.yaml: where data lives (relative paths: against the folder holding conf/)
     and how Spark runs."""
@@ -205,6 +252,7 @@ class StorageFile(ConfigModel):
     #: key (set it in production).
     require_hmac_key: Bool = False
     spark: Annotated[SparkSection, NullAsEmptyMapping] = Field(default_factory=SparkSection)
+    catalog: Annotated[CatalogSection, NullAsEmptyMapping] = Field(default_factory=CatalogSection)
 
 
 @dataclass(frozen=True)
@@ -218,6 +266,7 @@ class Storage:
     spark_app_name: str
     spark_conf: dict[str, str]
     require_hmac_key: bool
+    catalog: Catalog
 
 
 # ---------------------------------------------------------------------------- the folder
@@ -232,6 +281,8 @@ class Config:
     sensors: tuple[Sensor, ...]
     settings: Settings
     storage: Storage
+    #: storage.yaml names the metastore (else it follows a --lakehouse override).
+    _metastore_configured: bool = dataclasses.field(default=False, repr=False)
 
     def mall(self, mall_id: int) -> Mall:
         """The mall with this id (KeyError if none)."""
@@ -266,6 +317,9 @@ class Config:
             lakehouse=resolve_path(lakehouse, os.getcwd()) if lakehouse else st.lakehouse,
             spark_master=master or st.spark_master,
         )
+        if lakehouse and not self._metastore_configured:
+            st = dataclasses.replace(st, catalog=dataclasses.replace(
+                st.catalog, metastore=default_metastore(st.lakehouse, Path(self.conf_dir).parent)))
         return dataclasses.replace(self, storage=st)
 
 
@@ -279,10 +333,27 @@ def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
     settings = load_model(d / "pipeline.yaml", Settings)
     st = load_model(d / "storage.yaml", StorageFile)
     base = d.parent  # storage.yaml's relative paths are the project's, not conf/'s
-    storage = Storage(landing=resolve_path(st.landing, base), lakehouse=resolve_path(st.lakehouse, base),
+    lakehouse = resolve_path(st.lakehouse, base)
+    c = st.catalog
+    catalog = Catalog(register=c.update_on_run, database=c.database,
+                      metastore=resolve_path(c.metastore, base) if c.metastore
+                      else default_metastore(lakehouse, base),
+                      include_raw=c.include_raw, host=c.server.host, port=c.server.port,
+                      server_conf=dict(c.server.conf))
+    storage = Storage(landing=resolve_path(st.landing, base), lakehouse=lakehouse,
                       spark_master=st.spark.master, spark_app_name=st.spark.app_name,
-                      spark_conf=dict(st.spark.conf), require_hmac_key=st.require_hmac_key)
-    return Config(str(d), malls, objects, sensors, settings, storage)
+                      spark_conf=dict(st.spark.conf), require_hmac_key=st.require_hmac_key,
+                      catalog=catalog)
+    return Config(str(d), malls, objects, sensors, settings, storage,
+                  _metastore_configured=c.metastore is not None)
+
+
+def default_metastore(lakehouse: str, base: str | os.PathLike) -> str:
+    """The embedded metastore's folder when storage.yaml names none: ``metastore`` beside
+    a local lakehouse (``data/lakehouse`` → ``data/metastore``), else ``data/metastore``."""
+    if "://" in lakehouse and not lakehouse.startswith("file:"):
+        return resolve_path("data/metastore", base)
+    return os.path.join(os.path.dirname(lakehouse.removeprefix("file://").rstrip("/")), "metastore")
 
 
 def hmac_key(environ: os._Environ | dict | None = None) -> tuple[bytes, bool]:

@@ -47,10 +47,13 @@ def local_folder(root: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def exclusive(root: str, command: str) -> Iterator[None]:
+def exclusive(root: str, command: str, lock_file: str = LOCK_FILE,
+              what: str = "lakehouse") -> Iterator[None]:
     """Hold the run lock of the lakehouse at ``root`` while the block runs.
 
     :param command: what the run is (``nightly --date …``), shown to a run that waits.
+    :param lock_file, what: another lock of the same kind (the SQL server's on its
+        metastore folder) and what the message calls its folder.
     :raises LakehouseBusy: another run holds it.
     """
     folder = local_folder(root)
@@ -58,13 +61,13 @@ def exclusive(root: str, command: str) -> Iterator[None]:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
+    path = folder / lock_file
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LakehouseBusy(f"lakehouse {root} is busy: {_holder(path)} holds {path}. "
+            raise LakehouseBusy(f"{what} {root} is busy: {_holder(path)} holds {path}. "
                                 "Nothing was done; run again when it has finished") from None
         holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
                   "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -73,6 +76,23 @@ def exclusive(root: str, command: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def holder(root: str, lock_file: str = LOCK_FILE) -> str | None:
+    """Who holds the lock ``lock_file`` under the local folder ``root`` now; None when
+    nobody does (or ``root`` is not local)."""
+    folder = local_folder(root)
+    path = folder / lock_file if folder else None
+    if path is None or not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder(path)
+    finally:
+        os.close(fd)
 
 
 def _holder(path: Path) -> str:

@@ -14,7 +14,7 @@ from delta.exceptions import DeltaConcurrentModificationException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import stages
+from jobs import catalog, stages
 from jobs.config import Config, client_id_key
 from jobs.landing import check_landing
 from jobs.lock import ConcurrentRunError, exclusive
@@ -66,6 +66,12 @@ def _recompute(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
         stages.build_gold(spark, lake, cfg, summary, stages.gold_scope(lake, cfg, ranges))
 
 
+def _catalog(spark: SparkSession, cfg: Config, lake: Lakehouse, summary: Summary) -> None:
+    note = catalog.after_run(spark, cfg, lake)
+    if note:
+        summary.notes.append(note)
+
+
 def nightly(spark: SparkSession, cfg: Config, date: dt.date,
             now: dt.datetime | None = None) -> Summary:
     """Ingest new files, then recompute every bucket up to local date ``date`` that new
@@ -88,6 +94,7 @@ def nightly(spark: SparkSession, cfg: Config, date: dt.date,
         with stage(summary, "finish", spark):
             if pending:
                 lake.delete(PENDING_DATES, date_ranges_predicate(pending, "date"))
+            _catalog(spark, cfg, lake, summary)
     return summary
 
 
@@ -119,6 +126,7 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
         _recompute(spark, lake, cfg, summary, ranges, sensors)
         with stage(summary, "finish", spark):
             lake.delete(PENDING_DATES, date_ranges_predicate(ranges, "date"))
+            _catalog(spark, cfg, lake, summary)
     return summary
 
 

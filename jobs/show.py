@@ -6,7 +6,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.config import Config
-from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES,
+from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, GROUP_DATETIME, INGESTED_FILES, OBJECTS,
                        PENDING_DATES, QUARANTINE, SESSIONS)
 from jobs.tables import Lakehouse
 
@@ -16,7 +16,7 @@ def render(spark: SparkSession, cfg: Config) -> str:
     'all' rows (b=5, e=20) of every mall."""
     lake = Lakehouse(spark, cfg.storage.lakehouse)
     out = [f"lakehouse {lake.root}"]
-    for table in (BRONZE_PROBES, QUARANTINE, SESSIONS, CLIENT_DAYS, GROUP_DATETIME,
+    for table in (BRONZE_PROBES, QUARANTINE, SESSIONS, CLIENT_DAYS, GROUP_DATETIME, OBJECTS,
                   INGESTED_FILES, PENDING_DATES):
         n = lake.read(table).count() if lake.exists(table) else None
         out.append(f"  {table:<22} {'(none)' if n is None else f'{n:,} rows'}")
@@ -24,6 +24,13 @@ def render(spark: SparkSession, cfg: Config) -> str:
         reasons = lake.read(QUARANTINE).groupBy("reason").count().orderBy("reason").collect()
         if reasons:
             out.append("  quarantine by reason: " + ", ".join(f"{r.reason} {r['count']}" for r in reasons))
+    cat = cfg.storage.catalog
+    if cat.register:
+        from jobs.catalog import is_registered
+        state = ("up to date" if is_registered(cfg) else "the next run registers it" if cat.embedded
+                 else "every run registers it")
+        out.append(f"  BI catalog {cat.database} in {cat.metastore} ({state}): `footfall sql` "
+                   "serves it over JDBC/ODBC (docs/bi.md)")
     if not lake.exists(GROUP_DATETIME):
         return "\n".join(out)
     sample = (lake.read(GROUP_DATETIME)

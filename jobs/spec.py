@@ -133,6 +133,8 @@ QUARANTINE = "bronze/quarantine"
 SESSIONS = "silver/sessions"
 CLIENT_DAYS = "silver/client_days"
 GROUP_DATETIME = "gold/group_datetime"
+#: The object tree as a table, for BI tools (written with the catalog, jobs/catalog.py).
+OBJECTS = "gold/objects"
 INGESTED_FILES = "ops/ingested_files"
 PENDING_DATES = "ops/pending_dates"
 SENSORS = "ops/sensors"

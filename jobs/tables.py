@@ -27,8 +27,8 @@ from pyspark.sql import types as T
 
 from jobs.spark import rows_df
 from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, COMEBACK_WINDOWS, GOLD_PARTITIONS,
-                       GROUP_DATETIME, INGESTED_FILES, PENDING_DATES, QUARANTINE, SENSORS,
-                       SESSIONS)
+                       GROUP_DATETIME, INGESTED_FILES, OBJECTS, PENDING_DATES, QUARANTINE,
+                       SENSORS, SESSIONS)
 
 SCHEMAS: dict[str, T.StructType] = {
     BRONZE_PROBES: T.StructType([
@@ -106,6 +106,19 @@ SCHEMAS: dict[str, T.StructType] = {
         T.StructField("mall_id", T.LongType(), False),
         T.StructField("date", T.DateType(), False),
     ]),
+    OBJECTS: T.StructType([  # the object tree for BI tools (jobs/catalog.py)
+        T.StructField("object_id", T.LongType(), False),
+        T.StructField("object_type", T.StringType(), False),
+        T.StructField("name", T.StringType(), False),
+        T.StructField("mall_id", T.LongType(), False),
+        T.StructField("mall_name", T.StringType(), False),
+        T.StructField("floor_id", T.LongType(), True),
+        T.StructField("floor_name", T.StringType(), True),
+        T.StructField("zone_id", T.LongType(), True),
+        T.StructField("zone_name", T.StringType(), True),
+        T.StructField("parent_id", T.LongType(), True),
+        T.StructField("timezone", T.StringType(), False),
+    ]),
     SENSORS: T.StructType([
         T.StructField("sensor_id", T.StringType(), False),
         T.StructField("zone_id", T.LongType(), False),
@@ -122,6 +135,7 @@ PARTITIONS: dict[str, list[str]] = {
     SESSIONS: ["mall_id", "date"],
     CLIENT_DAYS: ["mall_id", "date"],
     GROUP_DATETIME: list(GOLD_PARTITIONS),
+    OBJECTS: [],
     INGESTED_FILES: [],
     PENDING_DATES: [],
     SENSORS: [],
