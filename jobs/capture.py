@@ -1,0 +1,57 @@
+"""Capture files (pcap, pcapng) as record fields, in Spark (issue 14, work in progress).
+
+:func:`capture_fields` turns ``(source_file, content, sensor_id)`` rows (a
+``binaryFile`` read plus the feed's sensor) into the same text fields
+:func:`jobs.ingest.parse_fields` gives a line of SPEC's formats, so that a capture's
+probe requests join the one validation, pseudonymisation and quarantine path. The
+frames are read by :mod:`jobs.pcap` in the executors (``mapInArrow``): the executors'
+Python needs only the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+
+from jobs.pcap import CorruptCapture, read_capture
+
+#: What :func:`capture_fields` gives per frame (``line_no`` = the frame's number; 0 and
+#: ``corrupt`` for a file that cannot be read at all).
+SCHEMA = ("source_file string, line_no long, raw string, sensor_id_text string, "
+          "mac_text string, ts_text string, rssi_text string, malformed boolean, corrupt boolean")
+_ARROW = pa.schema([("source_file", pa.string()), ("line_no", pa.int64()), ("raw", pa.string()),
+                    ("sensor_id_text", pa.string()), ("mac_text", pa.string()),
+                    ("ts_text", pa.string()), ("rssi_text", pa.string()),
+                    ("malformed", pa.bool_()), ("corrupt", pa.bool_())])
+
+
+def _rows(file: str, content: bytes, sensor: str) -> Iterator[tuple]:
+    try:
+        capture = read_capture(content)
+    except CorruptCapture as exc:
+        yield (file, 0, str(exc), sensor, None, None, None, True, True)
+        return
+    for p in capture.probes:
+        raw = f"frame {p.frame_no}: probe request from {p.mac} at {p.ts_ms} ms, {p.rssi} dBm"
+        yield (file, p.frame_no, raw, sensor, p.mac, str(p.ts_ms), str(p.rssi), False, False)
+    for b in capture.bad:  # a missing field: SPEC's `malformed`, the raw text says which
+        yield (file, b.frame_no, b.detail, sensor, None, None, None, True, False)
+
+
+def _read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        rows = [r for f, c, s in zip(*(batch.column(n).to_pylist() for n in
+                                        ("source_file", "content", "sensor_id")))
+                for r in _rows(f, c, s)]
+        yield pa.RecordBatch.from_pylist([dict(zip(_ARROW.names, r)) for r in rows], schema=_ARROW)
+
+
+def capture_fields(files: DataFrame) -> DataFrame:
+    """One row per probe request or unusable frame of each capture file.
+
+    :param files: ``(source_file, content, sensor_id)``: a capture's bytes and its feed's
+        sensor id.
+    """
+    return files.select("source_file", "content", "sensor_id").mapInArrow(_read, SCHEMA)
