@@ -20,7 +20,8 @@ from jobs.configfile import ConfigModel, NullAsEmptyList, TimeZone, load_model
 FEEDS_FILE = "feeds.yaml"
 #: The record fields a feed's ``columns`` may map (the sensor id has its own keys).
 MAPPED_FIELDS = ("mac", "ts", "rssi")
-_CAPTURE = ("pcap", "pcapng")
+#: Feed formats read as captures (jobs/pcap.py), not as text.
+CAPTURE_FORMATS = ("pcap", "pcapng")
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -70,7 +71,7 @@ class Feed(ConfigModel):
         if (self.sensor_id is None) == (self.sensor_id_column is None):
             raise ValueError("give exactly one of sensor_id (one sensor for the feed) and "
                              "sensor_id_column (a column of the file)")
-        if self.format in _CAPTURE:
+        if self.format in CAPTURE_FORMATS:
             extra = [k for k in ("sensor_id_column", "timezone", "ts_format")
                      if getattr(self, k) is not None] + (["columns"] if self.columns else []) + (
                 ["delimiter"] if self.delimiter != "," else [])
