@@ -10,6 +10,7 @@ Python needs only the standard library.
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import pyarrow as pa
@@ -34,7 +35,9 @@ def _rows(file: str, content: bytes, sensor: str) -> Iterator[tuple]:
         yield (file, 0, str(exc), sensor, None, None, None, True, True)
         return
     for p in capture.probes:
-        raw = f"frame {p.frame_no}: probe request from {p.mac} at {p.ts_ms} ms, {p.rssi} dBm"
+        # As a SPEC JSON record: a frame quarantined as too_late or unknown_sensor is
+        # read again from this text when a backfill replays it.
+        raw = json.dumps({"sensor_id": sensor, "mac": p.mac, "ts": p.ts_ms, "rssi": p.rssi})
         yield (file, p.frame_no, raw, sensor, p.mac, str(p.ts_ms), str(p.rssi), False, False)
     for b in capture.bad:  # a missing field: SPEC's `malformed`, the raw text says which
         yield (file, b.frame_no, b.detail, sensor, None, None, None, True, False)

@@ -210,9 +210,11 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
         f"(reason = '{TOO_LATE}' AND ({date_ranges_predicate(ranges, 'date')}))")
     if held.isEmpty():
         return []
-    lines = held.select("source_file", ingest.format_of(F.col("source_file")).alias("format"),
+    # A capture's frame is held as a JSON record (jobs/capture.py): read it as one.
+    lines = held.select("source_file", F.coalesce(ingest.format_of(F.col("source_file")),
+                                                  F.lit("json")).alias("format"),
                         "line_no", "raw", "csv_header")
-    parsed = _parse(lines, spark, cfg, key, now).persist()
+    parsed = _parse(lines.transform(ingest.parse_fields), spark, cfg, key, now).persist()
     valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(ranges, "date"))
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     summary.replayed_from_quarantine = valid.count()
