@@ -61,7 +61,7 @@ $(JARS)/.resolved: build/delta-jars.pom.xml
 ## run: the embedded default end to end on a generated demo world.
 run: setup
 	@if [ ! -d data/landing ] || [ -z "$$(ls -A data/landing 2>/dev/null)" ]; then \
-	  $(PY) -m jobs generate --conf conf --landing data/landing; fi
+	  $(PY) -m jobs generate --conf conf --landing data/landing --feeds; fi
 	$(PY) -m jobs backfill --from $(DEMO_FROM) --to $(DEMO_TO)
 	$(PY) -m jobs show
 
@@ -71,7 +71,7 @@ sql: setup
 
 ## generate: (re)write the demo world's landing files.
 generate: setup
-	$(PY) -m jobs generate --conf conf --landing data/landing --clean
+	$(PY) -m jobs generate --conf conf --landing data/landing --clean --feeds
 
 ## test: the suite without the `heavy` tests (about 13 minutes on an idle 2-core machine);
 ## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load, the

@@ -1,9 +1,9 @@
-"""conf/feeds.yaml: how to read landing files that are not SPEC's JSON lines or CSV
-(issue 14, work in progress: validated here, not yet used by the ingest).
+"""conf/feeds.yaml: how to read landing files that are not SPEC's JSON lines or CSV.
 
 Each feed names files by a glob relative to the landing root (``**`` spans folders), a
 format, and where the sensor id comes from. The first feed whose glob matches a file
-wins; a file no feed matches is read as SPEC's formats are.
+wins; a file no feed matches is read as SPEC's formats are. Captures are read by
+:mod:`jobs.capture`, CSV feeds by :mod:`jobs.feedcsv`.
 """
 
 from __future__ import annotations
@@ -52,11 +52,16 @@ def glob_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out) + r"\Z")
 
 
+def zoned(ts_format: str) -> bool:
+    """True when a datetime pattern reads an offset or zone (letters outside quotes)."""
+    return re.search(r"[XxZOVz]", re.sub(r"'[^']*'", "", ts_format)) is not None
+
+
 class Feed(ConfigModel):
     """One feed of feeds.yaml."""
 
     path: Annotated[str, Field(min_length=1)]
-    format: Literal["pcap", "pcapng", "csv", "json"]
+    format: Literal["pcap", "pcapng", "csv"]
     sensor_id: str | None = None
     sensor_id_column: str | None = None
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
@@ -64,7 +69,8 @@ class Feed(ConfigModel):
     columns: dict[Literal["mac", "ts", "rssi"], str] = {}
     #: For timestamps without an offset: wall-clock time in this zone.
     timezone: TimeZone | None = None
-    ts_format: str | None = None
+    #: A Spark datetime pattern (``dd.MM.yyyy HH:mm:ss[.SSS]``); ISO-like without it.
+    ts_format: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Feed":
@@ -78,6 +84,11 @@ class Feed(ConfigModel):
             if extra:
                 raise ValueError(f"{', '.join(extra)}: not for a {self.format} feed (a capture "
                                  "holds its own MAC, time in UTC and signal; give sensor_id)")
+        elif self.delimiter in '"\r\n':
+            raise ValueError(f"delimiter {self.delimiter!r}: not a quote or a line break")
+        elif self.ts_format is not None and self.timezone is None and not zoned(self.ts_format):
+            raise ValueError(f"ts_format {self.ts_format!r} reads no offset: give timezone "
+                             "(the zone of the wall-clock times)")
         return self
 
     @cached_property

@@ -65,10 +65,7 @@ def list_landing(spark: SparkSession, landing: str, feeds=None,
     is opened) and one small job collects the statuses: walking Hadoop's listing from
     Python costs a gateway call per file and attribute (3.7 s for 900 files).
     """
-    jvm = spark.sparkContext._jvm
-    root = jvm.org.apache.hadoop.fs.Path(landing)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
+    prefix = qualified_root(spark, landing)
     statuses = (spark.read.format("binaryFile").options(**LANDING_READ_CONF)
                 .option("recursiveFileLookup", "true")
                 .load(_GLOB_CHARS.sub(lambda m: "\\" + m.group(0), landing))
@@ -85,7 +82,18 @@ def list_landing(spark: SparkSession, landing: str, feeds=None,
             out.append(LandingFile(path, size, mtime_ms, uri, feed))
         elif skipped is not None:  # no feed and no known extension: counted, never silent
             skipped.append(relative)
+    if skipped is not None:
+        skipped.sort()
     return sorted(out, key=lambda f: f.path)
+
+
+def qualified_root(spark: SparkSession, landing: str) -> str:
+    """The landing folder as Spark's readers name its files' parent (``file:/…/``), so
+    that a file's path relative to it is what conf/feeds.yaml's globs match."""
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(landing)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs.makeQualified(root).toString().rstrip("/") + "/"
 
 
 def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:

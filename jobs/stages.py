@@ -22,8 +22,7 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import classify, ingest, landing, metrics, progress, scope, sessions
-from jobs.capture import capture_fields
+from jobs import classify, formats, ingest, landing, metrics, progress, scope, sessions
 from jobs.config import Config
 from jobs.feeds import CAPTURE_FORMATS
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
@@ -117,17 +116,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     progress.step("  landing: %d new files of %d", summary.files_new, summary.files_seen)
     if not new_files:
         return []
-    captures = [f for f in new_files if f.feed is not None and f.feed.format in CAPTURE_FORMATS]
-    texts = [f for f in new_files if f not in captures]
-    fields = (ingest.split_lines(landing.read_files(spark, [r.path for r in texts]))
-              .transform(ingest.parse_fields)) if texts else None
-    corrupt_captures: dict[str, str] = {}
-    if captures:
-        cap = capture_fields(landing.read_binary(spark, captures)).persist()
-        corrupt_captures = {r.source_file: r.raw for r in cap.where("corrupt").collect()}
-        cap = (cap.where("NOT corrupt").drop("corrupt")
-               .select("*", F.lit("pcap").alias("format"), F.lit(None).cast("string").alias("csv_header")))
-        fields = cap if fields is None else fields.unionByName(cap, allowMissingColumns=True)
+    fields, corrupt_captures, cached = formats.read_fields(spark, new_files, cfg.feeds, summary)
     parsed = _parse(fields, spark, cfg, key, now)
     if too_late_before is not None:
         parsed = ingest.flag_too_late(parsed, too_late_before)
@@ -137,7 +126,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
              .collect())
     with_lines = {r.source_file for r in stats}
     uris = {f.path: f.uri for f in new_files}
-    by_uri = {f.uri: f.path for f in captures}
+    by_uri = {f.uri: f.path for f in new_files if f.feed is not None and f.feed.format in CAPTURE_FORMATS}
     corrupt = landing.unreadable_files(spark, [p for p, u in uris.items()
                                                if u not in with_lines and u not in by_uri])
     corrupt.update({by_uri[u]: error for u, error in corrupt_captures.items()})
@@ -179,6 +168,8 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     ).select("path", "size", F.timestamp_millis("mtime_ms").alias("modification_time"), "run_id")
     lake.merge(INGESTED_FILES, registry, ["path", "size", "modification_time"])
     parsed.unpersist()
+    for df in cached:
+        df.unpersist()
     return touched
 
 
@@ -210,11 +201,7 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
         f"(reason = '{TOO_LATE}' AND ({date_ranges_predicate(ranges, 'date')}))")
     if held.isEmpty():
         return []
-    # A capture's frame is held as a JSON record (jobs/capture.py): read it as one.
-    lines = held.select("source_file", F.coalesce(ingest.format_of(F.col("source_file")),
-                                                  F.lit("json")).alias("format"),
-                        "line_no", "raw", "csv_header")
-    parsed = _parse(lines.transform(ingest.parse_fields), spark, cfg, key, now).persist()
+    parsed = _parse(formats.held_fields(spark, held, cfg), spark, cfg, key, now).persist()
     valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(ranges, "date"))
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     summary.replayed_from_quarantine = valid.count()

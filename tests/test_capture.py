@@ -20,12 +20,15 @@ def test_probe_requests_and_bad_frames_become_record_fields(spark):
                                    ("f/c.pcap", b"not a capture at all....", "lab-p1")],
                                   "source_file string, content binary, sensor_id string")
     got = capture_fields(files).drop("raw")
+    r = (None, None)
     want = [
-        ("f/a.pcap", 1, "lab-p1", "a4:5e:60:01:02:03", "1458000000123", "-67", False, False),
-        ("f/a.pcap", 3, "lab-p1", None, None, None, True, False),
-        ("f/b.pcap.gz", 1, "lab-p2", "a4:5e:60:01:02:03", "1458000000123", "-67", False, False),
-        ("f/b.pcap.gz", 3, "lab-p2", None, None, None, True, False),
-        ("f/c.pcap", 0, "lab-p1", None, None, None, True, True),
+        ("f/a.pcap", 0, "lab-p1", None, None, None, False, "file", 3, 1),
+        ("f/a.pcap", 1, "lab-p1", "a4:5e:60:01:02:03", "1458000000123", "-67", False, "record", *r),
+        ("f/a.pcap", 3, "lab-p1", None, None, None, True, "record", *r),
+        ("f/b.pcap.gz", 0, "lab-p2", None, None, None, False, "file", 3, 1),
+        ("f/b.pcap.gz", 1, "lab-p2", "a4:5e:60:01:02:03", "1458000000123", "-67", False, "record", *r),
+        ("f/b.pcap.gz", 3, "lab-p2", None, None, None, True, "record", *r),
+        ("f/c.pcap", 0, "lab-p1", None, None, None, True, "corrupt", *r),
     ]
     expected = spark.createDataFrame(want, SCHEMA.replace("raw string, ", ""))
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

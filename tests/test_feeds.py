@@ -74,11 +74,21 @@ def test_no_file_is_no_feed(tmp_path):
     ("{path: a/*, format: xls, sensor_id: s}", "feeds[0].format"),
     ("{path: a/*, format: csv, sensor_id: s, columns: {mack: m}}", "feeds[0].columns"),
     ("{path: a/*, format: csv, sensor_id: s, delimiter: ';;'}", "feeds[0].delimiter"),
+    ("{path: a/*, format: csv, sensor_id: s, delimiter: '\"'}", "not a quote or a line break"),
+    ("{path: a/*, format: json, sensor_id: s}", "feeds[0].format"),
+    ("{path: a/*, format: csv, sensor_id: s, ts_format: 'dd.MM.yyyy HH:mm'}",
+     "reads no offset: give timezone"),
 ])
 def test_bad_feeds_name_file_and_key(tmp_path, feed, message):
     with pytest.raises(ConfigError) as err:
         load_feeds(write(tmp_path, f"feeds:\n  - {feed}\n"))
     assert str(tmp_path / "feeds.yaml") in str(err.value) and message in str(err.value)
+
+
+def test_a_ts_format_with_an_offset_needs_no_time_zone(tmp_path):
+    feeds = load_feeds(write(tmp_path, "feeds:\n  - {path: a/*, format: csv, sensor_id: s, "
+                                       "ts_format: \"yyyy-MM-dd HH:mm:ssXXX\"}\n"))
+    assert feeds.feeds[0].timezone is None
 
 
 def test_one_glob_two_meanings_is_an_error(tmp_path):
