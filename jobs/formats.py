@@ -35,7 +35,8 @@ def read_fields(spark: SparkSession, files: list[landing.LandingFile], feeds: Fe
     for feed in feeds.feeds if feeds is not None else ():
         mine = [f for f in files if f.feed is feed]
         if mine and feed.format == "csv":
-            lines = ingest.split_lines(landing.read_files(spark, [f.path for f in mine]), "csv")
+            lines = ingest.split_lines(landing.read_files(spark, [f.path for f in mine]), "csv",
+                                       feedcsv.header_names(feed))
             parts.append(lines.transform(feedcsv.feed_fields, feed))
             summary.notes.extend(_header_notes(lines, feed, _feed_name(feeds, feed)))
     corrupt: dict[str, str] = {}

@@ -28,6 +28,7 @@ FEEDS = """\
 feeds:
   - {path: "sniffer/**/*.pcapng*", format: pcapng, sensor_id: s-3}
   - {path: "sniffer/**/*.pcap*", format: pcap, sensor_id: s-2}      # *.pcapng* matched first
+  - {path: "berlin/*", format: pcap, sensor_id: b-1}
   - path: "exports/*.csv"
     format: csv
     delimiter: ";"
@@ -56,14 +57,23 @@ def landing_files() -> dict[str, bytes]:
                     ((1478476802, 0), rt(DATA)),
                     ((1478476803, 999_999), rt(probe("a4:5e:60:00:00:02"), -71)),   # ms cut: .999
                     ((1478476804, 0), radiotap(None) + probe("a4:5e:60:00:00:03"))])  # no signal
+    # Berlin's local midnight (22:00Z, CEST) and the end of summer time (01:00Z) in one capture.
+    berlin = pcap([((1477778399, 999_000), rt(probe("a4:5e:60:00:00:0c"), -50)),   # 2016-10-29T21:59:59.999Z
+                   ((1477778400, 0), rt(probe("a4:5e:60:00:00:0c"), -51)),         # 2016-10-29T22:00:00Z
+                   ((1477789199, 0), rt(probe("a4:5e:60:00:00:0c"), -52)),         # 2016-10-30T00:59:59Z
+                   ((1477789200, 0), rt(probe("a4:5e:60:00:00:0c"), -53))],        # 2016-10-30T01:00:00Z
+                  ns=False)
     capture_ng = shb() + idb() + epb(0, 1478476805_000_000, rt(probe("a4:5e:60:00:00:04"), -72))
     return {
         "day.ndjson": json.dumps({"sensor_id": "s-1", "mac": "a4:5e:60:00:00:01",
                                   "ts": "2016-11-07T03:00:00+03:00", "rssi": -60}).encode() + b"\n",
         "sniffer/2016-11-07/a.pcap": capture,
         "sniffer/2016-11-07/b.pcapng.gz": gzip.compress(capture_ng),
+        "berlin/capture-2016-10-30": berlin,
         "sniffer/broken.pcap": b"\xd4\xc3\xb2\xa1" + b"\x00" * 7,
         "exports/alexa.csv": EXPORT.encode(),
+        # An older export whose MAC column has another name: its line is malformed.
+        "exports/old.csv": b"Sniffer;MAC;Local time;Signal (dBm)\nb-1;a4:5e:60:00:00:0b;2016-10-30 12:00:00;-60\n",
         "notes.txt": b"not probes",
         "sniffer/readme.md": b"# the sniffer's notes",
     }
@@ -87,6 +97,11 @@ def rel(uri: str) -> str:
     return unquote(urlparse(uri).path).split("/landing/", 1)[1]
 
 
+def bronze_dates(lake, sensor):
+    return {(r.ts_ms, str(r.date)) for r in lake.read(BRONZE_PROBES).where(F.col("sensor_id") == sensor)
+            .select(F.unix_millis("ts").alias("ts_ms"), "date").collect()}
+
+
 def bronze(lake):
     return {(r.sensor_id, r.ts_ms, r.rssi) for r in lake.read(BRONZE_PROBES)
             .select("sensor_id", F.unix_millis("ts").alias("ts_ms"), "rssi").collect()}
@@ -107,28 +122,42 @@ def test_every_format_joins_the_one_validation_path(spark, tmp_path):
         ("b-1", int(ms("2016-10-29T23:59:59.500")), -61),   # local date 2016-10-30
         ("b-1", int(ms("2016-10-30T00:30:00")), -62),
         ("b-1", int(ms("2016-10-30T02:00:00")), -63),
+        ("b-1", int(ms("2016-10-29T22:00:00")), -51),
+        ("b-1", int(ms("2016-10-30T00:59:59")), -52),
+        ("b-1", int(ms("2016-10-30T01:00:00")), -53),
     }
+    # The local date of a capture's frame: Berlin's midnight is 22:00Z in summer time.
+    assert {d for t, d in bronze_dates(lake, "b-1") if t >= int(ms("2016-10-29T22:00:00"))} == {"2016-10-30"}
     assert quarantine(lake) == {
+        ("berlin/capture-2016-10-30", 1, "too_late"),       # 2016-10-29 in Berlin
         ("sniffer/2016-11-07/a.pcap", 5, "malformed"),      # frame 5: no signal
         ("sniffer/broken.pcap", 0, "corrupt_file"),
         ("exports/alexa.csv", 5, "invalid_ts"),
         ("exports/alexa.csv", 6, "too_late"),
         ("exports/alexa.csv", 7, "unknown_sensor"),
         ("exports/alexa.csv", 8, "malformed"),
+        ("exports/old.csv", 2, "malformed"),
     }
+    assert any(n.endswith("exports/old.csv: the header has no column 'Source MAC' (mac) that "
+                          "feeds.yaml feeds[3] (exports/*.csv) maps: its lines are quarantined "
+                          "as malformed") for n in summary.notes), summary.notes
     assert summary.files_skipped == ["notes.txt", "sniffer/readme.md"]
-    assert (summary.files_seen, summary.records_read, summary.records_valid) == (5, 12, 7)
+    assert (summary.files_seen, summary.records_read, summary.records_valid) == (7, 17, 10)
     assert (summary.frames_read, summary.frames_probes, summary.frames_other, summary.frames_unusable) == \
-        (6, 3, 2, 1)
-    assert summary.rejected == {"malformed": 2, "invalid_ts": 1, "too_late": 1, "unknown_sensor": 1,
+        (10, 7, 2, 1)
+    assert summary.rejected == {"malformed": 3, "invalid_ts": 1, "too_late": 2, "unknown_sensor": 1,
                                 "corrupt_file": 1}
     assert "skipped            2 files of unknown format, e.g. notes.txt, sniffer/readme.md" in summary.render()
-    assert "capture frames     6: 3 probe requests, 2 other frames skipped, 1 unusable" in summary.render()
+    assert "capture frames     10: 7 probe requests, 2 other frames skipped, 1 unusable" in summary.render()
 
-    # A backfill of that day replays the held line, read again by its feed.
+    # A backfill of those days replays the held line, read again by its feed, and the
+    # held frame, from the JSON record it is kept as.
     replay = Summary("test", "replay-run")
     stages.replay_quarantine(spark, lake, cfg, replay, hmac_key()[0], NOW,
-                             {2: [(dt.date(2016, 3, 27), dt.date(2016, 3, 27))]})
-    assert replay.replayed_from_quarantine == 1
-    assert ("b-1", int(ms("2016-03-27T01:00:00")), -65) in bronze(lake)
-    assert ("exports/alexa.csv", 6, "too_late") not in quarantine(lake)
+                             {2: [(dt.date(2016, 3, 27), dt.date(2016, 3, 27)),
+                                  (dt.date(2016, 10, 29), dt.date(2016, 10, 29))]})
+    assert replay.replayed_from_quarantine == 2
+    assert {("b-1", int(ms("2016-03-27T01:00:00")), -65),
+            ("b-1", int(ms("2016-10-29T21:59:59.999")), -50)} <= bronze(lake)
+    assert (int(ms("2016-10-29T21:59:59.999")), "2016-10-29") in bronze_dates(lake, "b-1")
+    assert not {q for q in quarantine(lake) if q[2] == "too_late"}
