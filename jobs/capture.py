@@ -4,8 +4,9 @@
 ``binaryFile`` read plus the feed's sensor) into the same text fields
 :func:`jobs.ingest.parse_fields` gives a line of SPEC's formats, so that a capture's
 probe requests join the one validation, pseudonymisation and quarantine path. The
-frames are read by :mod:`jobs.pcap` in the executors (``mapInArrow``): the executors'
-Python needs only the standard library.
+frames are read by :mod:`jobs.pcap` (standard library only) in the executors'
+Python workers (``mapInArrow``), which need pyarrow, as any Arrow UDF does, and the
+``jobs`` package.
 """
 
 from __future__ import annotations
