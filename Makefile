@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster generate lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -28,6 +28,7 @@ help:
 	@echo "  bench-scale    the same at 16 and 32 million records, local Spark (SCALE_SIZES=...)"
 	@echo "  bench-cluster  the same on the standalone cluster of 'make cluster' (started and stopped)"
 	@echo "  bench-api      report API latency on a year of gold, against Spark SQL (BENCH_API_ARGS=...)"
+	@echo "  bench-feeds    ingest rate per landing format: SPEC CSV/JSON, pcap, pcapng, vendor CSV"
 	@echo "  load-api       50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS=...)"
 	@echo "  airflow        Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT); Ctrl-C stops it"
 	@echo "  cluster        start a Spark standalone cluster: spark://127.0.0.1:7077, 2 workers"
@@ -61,7 +62,7 @@ $(JARS)/.resolved: build/delta-jars.pom.xml
 ## run: the embedded default end to end on a generated demo world.
 run: setup
 	@if [ ! -d data/landing ] || [ -z "$$(ls -A data/landing 2>/dev/null)" ]; then \
-	  $(PY) -m jobs generate --conf conf --landing data/landing; fi
+	  $(PY) -m jobs generate --conf conf --landing data/landing --feeds; fi
 	$(PY) -m jobs backfill --from $(DEMO_FROM) --to $(DEMO_TO)
 	$(PY) -m jobs show
 
@@ -71,7 +72,7 @@ sql: setup
 
 ## generate: (re)write the demo world's landing files.
 generate: setup
-	$(PY) -m jobs generate --conf conf --landing data/landing --clean
+	$(PY) -m jobs generate --conf conf --landing data/landing --clean --feeds
 
 ## test: the suite without the `heavy` tests (about 13 minutes on an idle 2-core machine);
 ## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load, the
@@ -103,6 +104,11 @@ serve: setup
 	$(PY) -m reports serve $(SERVE_ARGS)
 
 ## bench-api: API p50/p99 and req/s on a year of gold, and Spark SQL for the same requests.
+## bench-feeds: ingest rate of the same records as SPEC CSV, JSON lines, pcap, pcapng and a
+## vendor CSV feed (read, parse, validate; no Delta write); bench-out/feeds.{json,md}.
+bench-feeds: setup
+	$(PY) -m benchmarks.feeds $(BENCH_FEEDS_ARGS)
+
 bench-api: setup
 	$(PY) -m benchmarks.api $(BENCH_API_ARGS)
 

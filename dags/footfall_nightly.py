@@ -59,7 +59,8 @@ def footfall_nightly():
 
     @task(retries=0)
     def check_quality(logical_date=None) -> str:
-        """Fail the run when the quarantined share or the session drop passes the limits."""
+        """Fail the run when landing files were skipped as of unknown format, or the
+        quarantined share or the session drop passes the limits."""
         import datetime as dt
         import json
 

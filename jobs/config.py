@@ -281,6 +281,8 @@ class Config:
     sensors: tuple[Sensor, ...]
     settings: Settings
     storage: Storage
+    #: conf/feeds.yaml: how files of other shapes are read (none without the file).
+    feeds: "FeedsFile" = dataclasses.field(default=None, repr=False)
     #: storage.yaml names the metastore (else it follows a --lakehouse override).
     _metastore_configured: bool = dataclasses.field(default=False, repr=False)
 
@@ -344,7 +346,8 @@ def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
                       spark_master=st.spark.master, spark_app_name=st.spark.app_name,
                       spark_conf=dict(st.spark.conf), require_hmac_key=st.require_hmac_key,
                       catalog=catalog)
-    return Config(str(d), malls, objects, sensors, settings, storage,
+    from jobs.feeds import load_feeds
+    return Config(str(d), malls, objects, sensors, settings, storage, feeds=load_feeds(d),
                   _metastore_configured=c.metastore is not None)
 
 

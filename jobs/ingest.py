@@ -49,20 +49,24 @@ def format_of(path: Column) -> Column:
             .when(base.rlike(_ends_with(CSV_EXTENSIONS)), F.lit("csv")))
 
 
-def split_lines(files: DataFrame) -> DataFrame:
+def split_lines(files: DataFrame, file_format: str | None = None, names=None) -> DataFrame:
     """One row per record line of each file.
 
     :param files: ``(source_file, value)``, each file's whole (decompressed) text.
+    :param file_format: ``'json'`` or ``'csv'`` for every file (a feed's); by default
+        each file's extension tells.
+    :param names: header line → its column names (a feed's dialect); SPEC's by default.
     :return: ``(source_file, format, line_no, raw, csv_header, csv_names)``; blank
         lines and CSV header lines are left out; ``line_no`` counts physical lines from 1.
     """
     first_line = F.regexp_replace(F.substring_index("value", "\n", 1), r"^\ufeff|\r\z", "")
     return (
         files
-        .withColumn("format", format_of(F.col("source_file")))
+        .withColumn("format", format_of(F.col("source_file")) if file_format is None
+                    else F.lit(file_format))
         .withColumn("csv_header", F.when(F.col("format") == "csv", first_line))
         # Once per file, not per line: the header's column names.
-        .withColumn("csv_names", csv_names(F.col("csv_header")))
+        .withColumn("csv_names", (names or csv_names)(F.col("csv_header")))
         .select("source_file", "format", "csv_header", "csv_names",
                 F.posexplode(F.split("value", "\n")).alias("pos", "raw"))
         # A byte-order mark counts only at the start of the file (line 1).

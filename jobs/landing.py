@@ -49,22 +49,23 @@ class LandingFile:
     size: int
     mtime_ms: int
     uri: str
+    #: The conf/feeds.yaml feed that claims the file; None: read as SPEC's formats.
+    feed: object = None
 
 
-def list_landing(spark: SparkSession, landing: str) -> list[LandingFile]:
+def list_landing(spark: SparkSession, landing: str, feeds=None,
+                 skipped: list[str] | None = None) -> list[LandingFile]:
     """Every probe file below ``landing``, at any depth: files and folders whose name
     starts with ``.`` or ``_`` are skipped, and so are files of other extensions and
     empty files (decisions.md: a file of zero bytes holds no records; a ``.gz`` one is
-    not corrupt).
+    not corrupt). A file a feed of ``feeds`` claims is listed whatever its extension;
+    a file of no known format goes to ``skipped`` (relative paths) instead.
 
     Spark's own file index lists the folder (``binaryFile`` without its content: no file
     is opened) and one small job collects the statuses: walking Hadoop's listing from
     Python costs a gateway call per file and attribute (3.7 s for 900 files).
     """
-    jvm = spark.sparkContext._jvm
-    root = jvm.org.apache.hadoop.fs.Path(landing)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
+    prefix = qualified_root(spark, landing)
     statuses = (spark.read.format("binaryFile").options(**LANDING_READ_CONF)
                 .option("recursiveFileLookup", "true")
                 .load(_GLOB_CHARS.sub(lambda m: "\\" + m.group(0), landing))
@@ -76,9 +77,23 @@ def list_landing(spark: SparkSession, landing: str) -> list[LandingFile]:
         relative = path[len(prefix):] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
         if any(part.startswith((".", "_")) for part in relative.split("/")):
             continue
-        if file_format(relative) is not None:
-            out.append(LandingFile(path, size, mtime_ms, uri))
+        feed = feeds.feed_for(relative) if feeds is not None else None
+        if feed is not None or file_format(relative) is not None:
+            out.append(LandingFile(path, size, mtime_ms, uri, feed))
+        elif skipped is not None:  # no feed and no known extension: counted, never silent
+            skipped.append(relative)
+    if skipped is not None:
+        skipped.sort()
     return sorted(out, key=lambda f: f.path)
+
+
+def qualified_root(spark: SparkSession, landing: str) -> str:
+    """The landing folder as Spark's readers name its files' parent (``file:/…/``), so
+    that a file's path relative to it is what conf/feeds.yaml's globs match."""
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(landing)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs.makeQualified(root).toString().rstrip("/") + "/"
 
 
 def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:
@@ -101,6 +116,16 @@ def read_files(spark: SparkSession, paths: list[str]) -> DataFrame:
         read = read.select("source_file", F.col("value").cast("string").alias("value"))
         out = read if out is None else out.unionByName(read)
     return out
+
+
+def read_binary(spark: SparkSession, files: list[LandingFile]) -> DataFrame:
+    """``(source_file, content, sensor_id)`` of capture files: their bytes as stored
+    (a ``.gz`` is unpacked by the capture reader) and their feed's sensor id."""
+    sensor = F.create_map(*[F.lit(x) for f in files for x in (f.path, f.feed.sensor_id)])
+    paths = [_GLOB_CHARS.sub(lambda m: "\\" + m.group(0), f.path) for f in files]
+    return (spark.read.format("binaryFile").options(**LANDING_READ_CONF).load(paths)
+            .select(F.col("_metadata.file_path").alias("source_file"), "content",
+                    sensor[F.col("path")].alias("sensor_id")))
 
 
 def _read_in_driver(spark: SparkSession, paths: list[str]) -> list[tuple[str, bytes]]:

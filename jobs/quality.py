@@ -27,7 +27,8 @@ def quarantined_share(summary: Mapping[str, Any]) -> tuple[int, int, float]:
 
 def check(summary: Mapping[str, Any], sessions: Mapping[int, int], baseline: Mapping[int, int],
           date: dt.date, limits: Quality) -> list[str]:
-    """The problems of a nightly run for ``date``; empty when it passes.
+    """The problems of a nightly run for ``date``; empty when it passes: landing files
+    of no known format, too high a quarantined share, too deep a drop in sessions.
 
     :param summary: the run's summary (``python -m jobs … --summary-json``).
     :param sessions: mall id → mall-level sessions on ``date``.
@@ -35,6 +36,13 @@ def check(summary: Mapping[str, Any], sessions: Mapping[int, int], baseline: Map
         under ``limits.min_baseline_sessions`` are not checked for a drop.
     """
     problems = []
+    skipped = list(summary.get("files_skipped") or [])
+    if skipped:
+        # A file nobody reads is data lost in silence: a new sensor's format, a typo'd glob.
+        problems.append(
+            f"{len(skipped)} landing files of unknown format were skipped, e.g. "
+            f"{', '.join(skipped[:3])}: give them a feed in conf/feeds.yaml (docs/operations.md, "
+            "\"Feeds\"), move them out of the landing folder, or start their name with `_`")
     rejected, read, share = quarantined_share(summary)
     if share > limits.max_quarantined_share:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted((summary.get("rejected") or {}).items()))

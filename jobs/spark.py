@@ -3,6 +3,7 @@ small DataFrames from rows the driver holds."""
 
 from __future__ import annotations
 
+import sys
 from typing import Iterable, Mapping, Sequence
 
 import pyarrow as pa
@@ -58,8 +59,10 @@ def build_spark(master: str = "local[*]", app_name: str = "footfall",
     builder = SparkSession.builder.master(master).appName(app_name)
     settings = {**BASE_CONF, "spark.jars": ",".join(delta_jars())}
     if master.startswith("local"):
-        # A local run talks only to itself: keep the driver on loopback.
-        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        # A local run talks only to itself: keep the driver on loopback. Its Python
+        # workers (capture files, jobs/capture.py) run this interpreter, whatever PATH says.
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                         "spark.pyspark.python": sys.executable})
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)

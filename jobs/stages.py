@@ -22,8 +22,9 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import classify, ingest, landing, metrics, progress, scope, sessions
+from jobs import classify, formats, ingest, landing, metrics, progress, scope, sessions
 from jobs.config import Config
+from jobs.feeds import CAPTURE_FORMATS
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
 from jobs.spark import rows_df
 from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GOLD_SORT, GROUP_DATETIME,
@@ -69,10 +70,10 @@ def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.da
 
 # -- 1. ingest -------------------------------------------------------------------------
 
-def _parse(lines: DataFrame, spark: SparkSession, cfg: Config, key: bytes, now: dt.datetime) -> DataFrame:
+def _parse(fields: DataFrame, spark: SparkSession, cfg: Config, key: bytes, now: dt.datetime) -> DataFrame:
     now_ms = int(now.timestamp() * 1000)
     sensors = sensors_df(spark, cfg)
-    return (lines.transform(ingest.parse_fields)
+    return (fields
             .transform(ingest.validate, sensors, now_ms)
             .transform(ingest.pseudonymise, key)
             .transform(ingest.locate, sensors, malls_df(spark, cfg)))
@@ -106,7 +107,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     :param key: the HMAC key for client ids (resolved once per run).
     :param too_late_before: the nightly lateness cut-off (SPEC §9); None in a backfill.
     """
-    listing = landing.list_landing(spark, cfg.storage.landing)
+    listing = landing.list_landing(spark, cfg.storage.landing, cfg.feeds, summary.files_skipped)
     known = {tuple(r) for r in lake.read(INGESTED_FILES)
              .select("path", "size", F.unix_millis("modification_time")).collect()}
     new_files = [f for f in listing if (f.path, f.size, f.mtime_ms) not in known]
@@ -115,8 +116,8 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     progress.step("  landing: %d new files of %d", summary.files_new, summary.files_seen)
     if not new_files:
         return []
-    lines = ingest.split_lines(landing.read_files(spark, [r.path for r in new_files]))
-    parsed = _parse(lines, spark, cfg, key, now)
+    fields, corrupt_captures, cached = formats.read_fields(spark, new_files, cfg.feeds, summary)
+    parsed = _parse(fields, spark, cfg, key, now)
     if too_late_before is not None:
         parsed = ingest.flag_too_late(parsed, too_late_before)
     parsed = parsed.persist()
@@ -125,7 +126,10 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
              .collect())
     with_lines = {r.source_file for r in stats}
     uris = {f.path: f.uri for f in new_files}
-    corrupt = landing.unreadable_files(spark, [p for p, u in uris.items() if u not in with_lines])
+    by_uri = {f.uri: f.path for f in new_files if f.feed is not None and f.feed.format in CAPTURE_FORMATS}
+    corrupt = landing.unreadable_files(spark, [p for p, u in uris.items()
+                                               if u not in with_lines and u not in by_uri])
+    corrupt.update({by_uri[u]: error for u, error in corrupt_captures.items()})
     for r in stats:
         summary.records_read += r.n
         if r.reason is None:
@@ -164,6 +168,8 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     ).select("path", "size", F.timestamp_millis("mtime_ms").alias("modification_time"), "run_id")
     lake.merge(INGESTED_FILES, registry, ["path", "size", "modification_time"])
     parsed.unpersist()
+    for df in cached:
+        df.unpersist()
     return touched
 
 
@@ -195,9 +201,7 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
         f"(reason = '{TOO_LATE}' AND ({date_ranges_predicate(ranges, 'date')}))")
     if held.isEmpty():
         return []
-    lines = held.select("source_file", ingest.format_of(F.col("source_file")).alias("format"),
-                        "line_no", "raw", "csv_header")
-    parsed = _parse(lines, spark, cfg, key, now).persist()
+    parsed = _parse(formats.held_fields(spark, held, cfg), spark, cfg, key, now).persist()
     valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(ranges, "date"))
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     summary.replayed_from_quarantine = valid.count()

@@ -26,6 +26,14 @@ class Summary:
     run_id: str
     files_seen: int = 0
     files_new: int = 0
+    #: Landing files no feed and no known extension claims (relative paths).
+    files_skipped: list[str] = field(default_factory=list)
+    #: Capture frames read (every kind), probe requests among them, frames of other
+    #: kinds (skipped, not errors) and unusable probe frames (quarantined).
+    frames_read: int = 0
+    frames_probes: int = 0
+    frames_other: int = 0
+    frames_unusable: int = 0
     records_read: int = 0
     records_valid: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -58,6 +66,13 @@ class Summary:
         """The summary as a few lines a person reads."""
         lines = [f"footfall {self.command} — run {self.run_id}"]
         lines.append(f"  landing files      {self.files_new} new of {self.files_seen}")
+        if self.files_skipped:
+            lines.append(f"  skipped            {len(self.files_skipped)} files of unknown format, e.g. "
+                         + ", ".join(self.files_skipped[:3]))
+        if self.frames_read:
+            lines.append(f"  capture frames     {self.frames_read}: {self.frames_probes} probe requests, "
+                         f"{self.frames_other} other frames skipped, {self.frames_unusable} unusable "
+                         "(quarantined)")
         lines.append(f"  records read       {self.records_read}  (valid {self.records_valid})")
         rej = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
         lines.append(f"  rejected           {sum(self.rejected.values())}  ({rej})")

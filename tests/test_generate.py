@@ -480,3 +480,210 @@ def test_cli_new_world_and_clean(tmp_path, capsys):
     (conf / "storage.yaml").write_text("landing: lz\n")
     assert main(["--conf", str(conf), "--days", "1", "--devices", "5"]) == 0
     assert [p.name for p in (tmp_path / "lz").iterdir()] == ["2016-01-04"]
+
+
+# ------------------------------------------------------------------- --feeds
+
+FEED_DAYS = 4
+FEED_KW = dict(start=START, days=FEED_DAYS, devices=40, seed=7, late_share=0.25,
+               redeliver_share=0.25)
+CONF_FEEDS = Path(__file__).resolve().parents[1] / "conf" / "feeds.yaml"
+CSV_TS = re.compile(r"^(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?$")
+
+
+def _lines(path: Path) -> list[str]:
+    raw = path.read_bytes()
+    return (gzip.decompress(raw) if path.name.endswith(".gz") else raw).decode("utf-8").split("\n")
+
+
+def _stem(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def feeds_run(tmp_path_factory):
+    """The demo world (objects.yaml of seed 42, conf/feeds.yaml) written without and with
+    --feeds."""
+    from jobs.feeds import load_feeds
+
+    base = tmp_path_factory.mktemp("feeds")
+    conf = base / "conf"
+    write_objects_yaml(conf / "objects.yaml", make_objects(seed=42))
+    (conf / "feeds.yaml").write_text(CONF_FEEDS.read_text())
+    feeds = load_feeds(conf)
+    plain = generate(conf, base / "plain", **FEED_KW)
+    fed = generate(conf, base / "fed", feeds=feeds, **FEED_KW)
+    tree, sensor_mall, mall_tz = tree_facts(conf)
+    return dict(conf=conf, feeds=feeds, plain=plain, fed=fed, plain_dir=base / "plain",
+                fed_dir=base / "fed", sensors=set(sensor_mall), tree=tree)
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _read_feed_file(path: Path, feed) -> tuple[list[tuple], int]:
+    """(sensor, mac, ts_ms, rssi) records of a feed file, and its non-probe frames."""
+    import csv
+    import io
+
+    from jobs.pcap import read_capture
+
+    if feed.format in ("pcap", "pcapng"):
+        cap = read_capture(path.read_bytes())
+        assert cap.bad == [] and cap.frames == len(cap.probes) + cap.skipped
+        return [(feed.sensor_id, p.mac.replace(":", ""), p.ts_ms, p.rssi)
+                for p in cap.probes], cap.skipped
+    rows = list(csv.reader(io.StringIO("\n".join(_lines(path))), delimiter=feed.delimiter))
+    header, rows = rows[0], [r for r in rows[1:] if r]
+    col = {k: header.index(feed.columns.get(k, k)) for k in ("mac", "ts", "rssi")}
+    assert len(header) == 5 and feed.sensor_id_column in header  # + one ignored column
+    out = []
+    for r in rows:
+        d, mo, y, h, mi, s, ms = CSV_TS.match(r[col["ts"]]).groups()
+        local = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s),
+                         tzinfo=ZoneInfo(feed.timezone))
+        ts = int(local.timestamp()) * 1000 + int(ms or 0)
+        mac = r[col["mac"]].lower().replace(":", "")
+        out.append((r[header.index(feed.sensor_id_column)], mac, ts, int(r[col["rssi"]])))
+    return out, 0
+
+
+def test_feeds_write_captures_and_exports_at_paths_their_feed_claims(feeds_run):
+    feeds, fed = feeds_run["feeds"], feeds_run["fed"]
+    by_format = Counter()
+    records = other = feed_files = 0
+    for rel, path in _files(feeds_run["fed_dir"]).items():
+        feed = feeds.feed_for(rel)
+        if feed is None:  # a SPEC file, in its arrival folder
+            assert re.match(r"^\d{4}-\d{2}-\d{2}/\d+-\d{8}T\d{2}-\d+\.(ndjson|jsonl|json|csv)"
+                            r"(\.gz)?$", rel)
+            recs, _ = read_file(path)
+            records += len(recs)
+            continue
+        m = re.match(r"^(.+)/(\d{4}-\d{2}-\d{2})/(\d+)-(\d{8})T\d{2}-\d+\.(pcapng|pcap|csv)(\.gz)?$",
+                     rel)
+        assert m and m.group(5) == feed.format and feed.path.startswith(m.group(1) + "/"), rel
+        if m.group(6):
+            assert path.read_bytes()[:2] == b"\x1f\x8b"
+        by_format[m.group(5) + (m.group(6) or "")] += 1
+        recs, skipped = _read_feed_file(path, feed)
+        records, other, feed_files = records + len(recs), other + skipped, feed_files + 1
+        if feed.format != "csv":
+            assert skipped >= 1  # beacons and data frames the reader skips
+    assert set(by_format) >= {"pcap", "pcapng", "csv"} and len(by_format) > 3
+    exports = [_lines(p)[1] for rel, p in _files(feeds_run["fed_dir"]).items() if ".csv" in rel
+               and feeds.feed_for(rel) is not None]
+    assert any('"' in ln for ln in exports) and any('"' not in ln for ln in exports)
+    # the run's counts are those of the files written, and the world is the same
+    plain = feeds_run["plain"]
+    assert (fed.files, fed.records, fed.feed_files, fed.other_frames) == (
+        len(_files(feeds_run["fed_dir"])), records, feed_files, other)
+    assert fed.feed_records == sum(f["records"] for f in fed.feeds)
+    assert (fed.records, fed.probes, fed.bad, fed.duplicates, fed.late_records,
+            fed.redelivered_records) == (plain.records, plain.probes, plain.bad, plain.duplicates,
+                                         plain.late_records, plain.redelivered_records)
+    assert [f["sensors"] for f in fed.feeds] == [
+        ["s-215-0001"], ["s-215-0002"], ["s-1290-0001", "s-1290-0002", "s-1290-0003"]]
+    alexa = next(m for m in feeds_run["tree"]["malls"] if m["timezone"] == "Europe/Berlin")
+    assert [s["id"] for s in alexa["floors"][0]["zones"][0]["sensors"]] == fed.feeds[2]["sensors"]
+
+
+def test_feed_records_are_the_spec_records_of_their_sensors(feeds_run):
+    feeds, sensors = feeds_run["feeds"], feeds_run["sensors"]
+    feed_sensors = {s for f in feeds_run["fed"].feeds for s in f["sensors"]}
+    want = defaultdict(Counter)  # (arrival folder, file stem) -> records of feed sensors
+    for rel, path in _files(feeds_run["plain_dir"]).items():
+        folder, name = rel.split("/")
+        for r in read_file(path)[0]:
+            reason, probe = validate(r["vals"], sensors)
+            if reason is None and probe[0] in feed_sensors:
+                want[(folder, _stem(name))][probe] += 1
+    got = defaultdict(Counter)
+    for rel, path in _files(feeds_run["fed_dir"]).items():
+        feed = feeds.feed_for(rel)
+        if feed is not None:
+            folder, name = rel.split("/")[-2:]
+            got[(folder, _stem(name))].update(_read_feed_file(path, feed)[0])
+    assert got == want
+    total = sum(want.values(), Counter())
+    assert any(n > 1 for n in total.values())  # exact duplicates travel along …
+    rssis = defaultdict(set)
+    for sensor, mac, ts, rssi in total:
+        rssis[(sensor, mac, ts)].add(rssi)
+    assert any(len(v) > 1 for v in rssis.values())  # … and those with another RSSI
+    assert any(ts % 1000 for _, _, ts, _ in total) and any(ts % 1000 == 0 for _, _, ts, _ in total)
+    # late and re-delivered files exist for feeds as for SPEC files
+    stems = Counter(stem for _, stem in got)
+    assert any(n > 1 for n in stems.values())
+    local_date = {s: "-".join(re.search(r"-(\d{4})(\d{2})(\d{2})T", s).groups()) for _, s in got}
+    assert any(folder != local_date[s] for folder, s in got if stems[s] == 1)
+
+
+def test_spec_files_keep_every_other_line(feeds_run):
+    sensors = feeds_run["sensors"]
+    feed_sensors = {s for f in feeds_run["fed"].feeds for s in f["sensors"]}
+    plain, fed = _files(feeds_run["plain_dir"]), _files(feeds_run["fed_dir"])
+    spec_fed = {rel for rel in fed if feeds_run["feeds"].feed_for(rel) is None}
+    assert spec_fed <= set(plain)
+    untouched = changed = 0
+    for rel, path in plain.items():
+        lines = _lines(path)
+        header = 1 if ".csv" in rel else 0
+        kept = lines[:header]
+        for ln in lines[header:]:
+            rec = read_file_line(ln, lines[0] if header else None)
+            if (rec is not None and validate(rec, sensors)[0] is None
+                    and rec["sensor_id"] in feed_sensors):
+                continue
+            kept.append(ln)
+        if kept == lines:
+            untouched += 1
+            assert fed[rel].read_bytes() == path.read_bytes(), rel
+        elif not any(ln.strip() for ln in kept[header:]):
+            assert rel not in fed, rel  # every record went to feeds: no file
+        else:
+            changed += 1
+            assert _lines(fed[rel]) == kept, rel
+    assert untouched and changed
+
+
+def read_file_line(line: str, header: str | None) -> dict | None:
+    """One SPEC line's raw field texts (None: malformed or blank), as read_file reads it."""
+    line = line[:-1] if line.endswith("\r") else line
+    if not line.strip():
+        return None
+    if header is not None:
+        names = [h.strip().strip('"') for h in header.rstrip("\r").split(",")]
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != len(names):
+            return None
+        parts = [p[1:-1] if len(p) >= 2 and p[0] == p[-1] == '"' else p for p in parts]
+        row = dict(zip(names, parts))
+        return {k: row[k] for k in FIELDS} if all(k in row for k in FIELDS) else None
+    try:
+        obj = json.loads(line, parse_int=Num, parse_float=Num)
+    except ValueError:
+        return None
+    ok = isinstance(obj, dict) and all(isinstance(obj.get(k), str) for k in FIELDS)
+    return {k: str(obj[k]) for k in FIELDS} if ok else None
+
+
+def test_a_glob_the_generator_cannot_follow_is_an_error(tmp_path, capsys):
+    from jobs.feeds import FeedsFile
+
+    conf = tmp_path / "conf"
+    write_objects_yaml(conf / "objects.yaml", make_objects(seed=42))
+    bad = FeedsFile.model_validate({"feeds": [
+        {"path": "sniffers/*.pcap", "format": "pcap", "sensor_id": "s-215-0001"}]})
+    landing = tmp_path / "landing"
+    (landing / "keep").mkdir(parents=True)
+    with pytest.raises(ValueError, match=re.escape("'sniffers/*.pcap'")):
+        generate(conf, landing, start=START, days=1, devices=5, clean=True, feeds=bad)
+    assert (landing / "keep").exists()  # checked before --clean empties anything
+    (conf / "feeds.yaml").write_text(
+        'feeds:\n  - {path: "x/**/*.csv", format: csv, sensor_id_column: S, '
+        'timezone: Europe/Berlin, ts_format: "yyyyMMddHHmmss"}\n')
+    assert main(["--conf", str(conf), "--landing", str(landing), "--days", "1",
+                 "--devices", "5", "--feeds"]) == 2
+    assert "'x/**/*.csv'" in capsys.readouterr().err

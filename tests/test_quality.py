@@ -34,6 +34,14 @@ def test_the_quarantined_share_at_and_over_the_limit():
     assert quarantined_share(_summary(0)) == (0, 0, 0.0)
 
 
+def test_a_skipped_landing_file_fails_the_night():
+    summary = {**_summary(1000), "files_skipped": ["a/x.pcap", "b.txt", "c.xml", "d.bin"]}
+    [problem] = check(summary, {}, {}, D, LIMITS)
+    assert problem.startswith("4 landing files of unknown format were skipped, e.g. a/x.pcap, "
+                              "b.txt, c.xml: give them a feed in conf/feeds.yaml")
+    assert check({**_summary(1000), "files_skipped": []}, {}, {}, D, LIMITS) == []
+
+
 def test_the_session_drop_against_the_same_weekday_a_week_earlier():
     assert check(_summary(0), {1: 500}, {1: 1000}, D, LIMITS) == []          # exactly 50 %
     [problem] = check(_summary(0), {1: 499, 2: 10}, {1: 1000, 2: 10}, D, LIMITS)

@@ -7,10 +7,13 @@ Public API::
     write_objects_yaml(path, tree) -> Path
     write_pipeline_yaml(path) -> Path
     generate(conf_dir, landing_dir, *, start, days, devices=None, target_probes=None,
-             seed=42, bad_share=0.01, ...) -> Summary
+             seed=42, bad_share=0.01, ..., feeds=None) -> Summary
     estimate_probes(conf_dir, *, start, days, devices, seed=42, ...) -> int
     devices_for_target(conf_dir, *, start, days, target_probes, seed=42, ...) -> int
     main(argv) -> int        # the `generate` command line
+
+With ``feeds`` (a conf/feeds.yaml ``FeedsFile``; ``--feeds``), some sensors' records are
+written as those feeds' pcap, pcapng or vendor CSV files instead (jobs/generate/feedfiles.py).
 
 Same arguments => byte-identical files (numpy ``Generator(PCG64)`` streams keyed
 by seed, mall id and day; gzip written with mtime 0).
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from .feedfiles import FeedRouting
 from .traffic import Behaviour, iter_mall_days
 from .world import (World, load_world, make_objects, world_from_tree,
                     write_objects_yaml, write_pipeline_yaml)
@@ -50,8 +54,8 @@ class Summary:
     devices: int
     seed: int
     probes: int = 0                 # valid probe records (first deliveries, dup copies excluded)
-    records: int = 0                # every record line in every file, copies included
-    files: int = 0                  # every file, re-delivered copies included
+    records: int = 0                # every record line, probe frame, CSV row; copies included
+    files: int = 0                  # every file, feed files and re-delivered copies included
     bytes: int = 0
     duplicates: int = 0             # extra exact-duplicate records
     duplicates_other_rssi: int = 0  # … of which carry another RSSI
@@ -69,7 +73,12 @@ class Summary:
     passer_stays: int = 0
     returning_stays: int = 0        # visitor + passer stays of persistent-pool devices
     distinct_devices: int = 0       # distinct non-randomised MACs
-    formats: dict = field(default_factory=dict)    # ext -> files (first deliveries)
+    formats: dict = field(default_factory=dict)    # ext -> SPEC files (first deliveries)
+    feed_files: int = 0             # of files: the feeds' (--feeds), copies included
+    feed_records: int = 0           # of records: probe frames and CSV rows in feed files
+    other_frames: int = 0           # beacons and data frames in capture files (not records)
+    feed_formats: dict = field(default_factory=dict)  # "pcap", "csv.gz", … -> first deliveries
+    feeds: list = field(default_factory=list)  # per feed: path, format, sensors, files, records
     seconds: float = 0.0
 
     @property
@@ -93,8 +102,21 @@ class Summary:
             f"passers {self.passer_stays:,}, randomised {self.randomised_stays:,}; "
             f"employees {self.employees} ({self.employee_days:,} work days); "
             f"distinct devices {self.distinct_devices:,}",
+            *self._feed_lines(),
             f"  {self.seconds:.1f} s, {rate:,.0f} records/s",
         ])
+
+    def _feed_lines(self) -> list[str]:
+        if not self.feeds:
+            return []
+        formats = ", ".join(f"{k} {v}" for k, v in sorted(self.feed_formats.items()))
+        out = [f"  feeds: {self.feed_files:,} files with copies (first deliveries: {formats}), "
+               f"{self.feed_records:,} records, {self.other_frames:,} beacon/data frames"]
+        for f in self.feeds:
+            sensors = ", ".join(f["sensors"]) or "no sensor of objects.yaml"
+            out.append(f"    {f['path']} ({f['format']}): {sensors}: {f['files']:,} files, "
+                       f"{f['records']:,} records")
+        return out
 
     __str__ = text
 
@@ -163,13 +185,17 @@ def generate(conf_dir, landing_dir, *, start: date = DEFAULT_START, days: int = 
              bad_share: float = 0.01, dup_share: float = 0.005, gz_share: float = 0.4,
              late_share: float = 0.02, redeliver_share: float = 0.02,
              max_file_records: int = 200_000, clean: bool = False,
-             behaviour: Behaviour | None = None) -> Summary:
+             behaviour: Behaviour | None = None, feeds=None) -> Summary:
     """Simulate traffic over ``conf_dir/objects.yaml`` and write landing files.
 
     ``devices``: mean devices per mall per weekday (weekends x1.5): ~80 % passers,
     ~17 % visitors, a 2 % employee pool (at least 3). Without ``devices``,
     ``target_probes`` picks it (records in first deliveries, ±5 %); with neither,
     ``DEFAULT_DEVICES``. ``clean`` empties ``landing_dir`` first.
+
+    ``feeds`` (a ``jobs.feeds.FeedsFile``): the records of the feeds' sensors go to
+    their pcap, pcapng or CSV files (jobs/generate/feedfiles.py), the rest as without
+    it; a feed the generator cannot follow raises ValueError before anything is written.
     """
     t0 = time.perf_counter()
     if days < 1:
@@ -183,15 +209,19 @@ def generate(conf_dir, landing_dir, *, start: date = DEFAULT_START, days: int = 
                                          behaviour=B)
         else:
             devices = DEFAULT_DEVICES
+    sd = _start_day(start)
+    routing = None
+    if feeds is not None:  # before --clean: a feed it cannot follow must not cost the landing
+        routing = FeedRouting(world, feeds, seed=seed, gz_share=gz_share,
+                              sample_day=start.isoformat())
     landing = Path(landing_dir)
     if clean:
         _clean(landing)
     landing.mkdir(parents=True, exist_ok=True)
-    sd = _start_day(start)
     writer = LandingWriter(world, landing, start_day=sd, days=days, seed=seed,
                            bad_share=bad_share, dup_share=dup_share, gz_share=gz_share,
                            late_share=late_share, redeliver_share=redeliver_share,
-                           max_file_records=max_file_records)
+                           max_file_records=max_file_records, routing=routing)
     mstats: dict = {}
     for mw, d, probes in iter_mall_days(world, sd, days, devices, seed, B, mstats):
         writer.add_day(mw, d, probes)
@@ -203,7 +233,10 @@ def generate(conf_dir, landing_dir, *, start: date = DEFAULT_START, days: int = 
                 bad=dict(ws.bad), bad_kinds=dict(sorted(ws.bad_kinds.items())),
                 late_files=ws.late_files, late_records=ws.late_records,
                 redelivered_files=ws.redelivered_files, redelivered_records=ws.redelivered_records,
-                randomised_probes=ws.randomised_probes, formats=dict(sorted(ws.formats.items())))
+                randomised_probes=ws.randomised_probes, formats=dict(sorted(ws.formats.items())),
+                feed_files=ws.feed_files, feed_records=ws.feed_records,
+                other_frames=ws.other_frames, feed_formats=dict(sorted(ws.feed_formats.items())),
+                feeds=[o.describe() for o in routing.outs] if routing is not None else [])
     for st in mstats.values():
         s.employees += st.employees
         s.employee_days += st.employee_days

@@ -63,6 +63,16 @@ def build_parser(prog: str = "footfall generate") -> argparse.ArgumentParser:
                    help="share of bad records (default: 0.01)")
     p.add_argument("--gz-share", type=float, default=0.4,
                    help="share of gzipped files (default: 0.4)")
+    p.add_argument("--feeds", action="store_true",
+                   help="also write the feeds of CONF/feeds.yaml: a pcap, pcapng or csv feed "
+                        "with a sensor_id gets that sensor's records; a csv feed with "
+                        "sensor_id_column gets the records of the sensors of the first zone of "
+                        "the first mall of objects.yaml whose timezone is the feed's (less "
+                        "sensors an earlier feed took). Those records leave the SPEC files "
+                        "(same world, same arrivals, duplicates and re-deliveries). Files go to "
+                        "<glob's leading folders without wildcards>/<arrival date>/<usual "
+                        "name>.pcap|pcapng|csv[.gz]; a glob that does not claim that path is "
+                        "an error")
     return p
 
 
@@ -91,9 +101,29 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = generate(conf, landing, start=args.start, days=args.days,
-                       devices=args.devices, target_probes=args.target_probes, seed=args.seed,
-                       bad_share=args.bad_share, gz_share=args.gz_share, clean=args.clean)
+    feeds = None
+    if args.feeds:
+        from jobs.configfile import ConfigError
+        from jobs.feeds import FEEDS_FILE, load_feeds
+
+        try:
+            feeds = load_feeds(conf)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if not feeds.feeds:
+            print(f"note: --feeds: no feeds in {conf / FEEDS_FILE}: SPEC files only",
+                  file=sys.stderr)
+    try:
+        summary = generate(conf, landing, start=args.start, days=args.days,
+                           devices=args.devices, target_probes=args.target_probes,
+                           seed=args.seed, bad_share=args.bad_share, gz_share=args.gz_share,
+                           clean=args.clean, feeds=feeds)
+    except ValueError as e:
+        if feeds is None:
+            raise
+        print(f"error: {e}", file=sys.stderr)  # a feed the generator cannot follow
+        return 2
     print(summary.text())
     return 0
 

@@ -13,6 +13,11 @@ gzipped and not), ts form (ISO ``Z`` / local offset / ``+00:00``, with and witho
 fraction, epoch s / ms), MAC spelling, numbers as strings (JSON) or quoted
 fields (CSV), key/column order, separators, CRLF, an extra ignored key/column,
 blank lines.
+
+With a :class:`~jobs.generate.feedfiles.FeedRouting` (``generate --feeds``), the valid
+records of the feeds' sensors leave each SPEC file for one file per feed with the same
+name stem, arrival folder and re-delivered copy; everything else is drawn as without it,
+so the SPEC files hold the same lines less those records.
 """
 from __future__ import annotations
 
@@ -49,6 +54,9 @@ JSON_BAD = [("malformed", "truncated"), ("malformed", "missing_field"),
 CSV_BAD = [("malformed", "too_few_fields"), ("malformed", "too_many_fields"),
            ("malformed", "truncated")] + _COMMON_BAD
 REASONS = ("malformed", "invalid_mac", "invalid_rssi", "invalid_ts", "unknown_sensor")
+#: ts styles that write whole seconds: a record moved to a feed keeps the time its SPEC
+#: line would state, so that both ways give the pipeline the same records.
+SECOND_TS_STYLES = ("iso_z", "iso_local", "epoch_s")
 
 _EPOCH = date(1970, 1, 1)
 _HMS = None
@@ -176,8 +184,8 @@ class FileStyle:
 
 @dataclass
 class WriterStats:
-    files: int = 0
-    records: int = 0                 # record lines in all files, copies included
+    files: int = 0                   # every file, feed files and copies included
+    records: int = 0                 # record lines, probe frames, CSV rows; copies included
     probes: int = 0                  # valid probe records, first deliveries, duplicates not counted
     duplicates: int = 0
     duplicates_other_rssi: int = 0
@@ -189,14 +197,18 @@ class WriterStats:
     redelivered_records: int = 0
     randomised_probes: int = 0
     bytes: int = 0
-    formats: dict = field(default_factory=dict)
+    formats: dict = field(default_factory=dict)       # SPEC files: ext -> files (first deliveries)
+    feed_files: int = 0              # of ``files``: files of feeds (--feeds), copies included
+    feed_records: int = 0            # of ``records``: probe frames and CSV rows in them
+    other_frames: int = 0            # beacons and data frames in capture files (not records)
+    feed_formats: dict = field(default_factory=dict)  # "pcap", "csv.gz", … -> first deliveries
 
 
 class LandingWriter:
     def __init__(self, world: World, landing_dir: str | Path, *, start_day: int, days: int,
                  seed: int, bad_share: float = 0.01, dup_share: float = 0.005,
                  gz_share: float = 0.4, late_share: float = 0.02, redeliver_share: float = 0.02,
-                 max_file_records: int = 200_000, gzip_level: int = 1):
+                 max_file_records: int = 200_000, gzip_level: int = 1, routing=None):
         if not 0 <= bad_share < 0.5:
             raise ValueError("bad_share must be in [0, 0.5)")
         self.world = world
@@ -236,6 +248,8 @@ class LandingWriter:
             self.unknown[mw.id] = [c for c in cands if c not in known]
         self.made_dirs: set[Path] = set()
         self.stats = WriterStats()
+        #: --feeds: a FeedRouting whose feeds take some sensors' records (None: none do).
+        self.routing = routing if routing is not None and routing.active else None
 
     # ------------------------------------------------------------------ styles
     def _style(self) -> FileStyle:
@@ -311,9 +325,26 @@ class LandingWriter:
                 st.bad[reason] += 1
                 st.bad_kinds[f"{reason}/{kind}"] = st.bad_kinds.get(f"{reason}/{kind}", 0) + 1
         records = len(lines)
+        # --feeds: the valid records of feed sensors leave this file. Bad lines stay, so
+        # that the quarantine is the same either way; every draw below is still made.
+        moved = keep = None
+        if self.routing is not None:
+            moved = self.routing.feed_of[sensor] >= 0
+            moved[bad_pos] = False
+            if moved.any():
+                keep = ~moved
+            else:
+                moved = None
         if style.blank:
             for _ in range(int(rng.integers(1, 3))):
-                lines.insert(int(rng.integers(0, len(lines) + 1)), ["", "   ", "\t"][int(rng.integers(0, 3))])
+                pos = int(rng.integers(0, len(lines) + 1))
+                lines.insert(pos, ["", "   ", "\t"][int(rng.integers(0, 3))])
+                if keep is not None:
+                    keep = np.insert(keep, pos, True)
+        spec_records = records
+        if keep is not None:
+            lines = [ln for ln, k in zip(lines, keep.tolist()) if k]
+            spec_records -= int(moved.sum())
         if header is not None:
             lines.insert(0, header)
         eol = "\r\n" if style.crlf else "\n"
@@ -321,7 +352,6 @@ class LandingWriter:
         if style.gz:
             data = gzip.compress(data, compresslevel=self.gzip_level, mtime=0)
         fname = f"{name}.{style.ext}"
-        st.formats[style.ext] = st.formats.get(style.ext, 0) + 1
         # where it arrives
         last = self.days - 1
         arrival = d
@@ -331,29 +361,70 @@ class LandingWriter:
             if self.acc_late >= 1.0:
                 self.acc_late -= 1.0
                 arrival = d + min(int(rng.integers(2, 6)), last - d)
-                st.late_files += 1
-                st.late_records += records
         if arrival == d and d + 1 <= last:
             self.acc_redeliver += self.redeliver_share * float(rng.uniform(0.5, 1.5))
             if self.acc_redeliver >= 1.0:
                 self.acc_redeliver -= 1.0
                 copy_to = d + min(int(rng.integers(1, 4)), last - d)
-        self._write(arrival, fname, data)
-        st.files += 1
-        st.records += records
-        if copy_to is not None:
-            self._write(copy_to, fname, data)
+        days = [self._day_text(x) for x in (arrival, copy_to) if x is not None]
+        late = arrival != d
+        if spec_records:  # a file all of whose records went to feeds is not written
+            rels = [f"{day}/{fname}" for day in days]
+            if self.routing is not None:
+                for rel in rels:
+                    self._check_unclaimed(rel)
+            st.formats[style.ext] = st.formats.get(style.ext, 0) + 1
+            self._deliver(rels, data, spec_records, late)
+        if moved is not None:
+            self._feed_files(name, days, late, moved, style, sensor, mac, ts, rssi)
+
+    def _day_text(self, d: int) -> str:
+        return day_date(self.start_day + d).isoformat()
+
+    def _deliver(self, rels: list[str], data: bytes, records: int, late: bool) -> None:
+        """Write one file to its arrival folder and, if ``rels`` has two paths, its
+        re-delivered copy; count both."""
+        st = self.stats
+        for i, rel in enumerate(rels):
+            self._write(rel, data)
             st.files += 1
             st.records += records
-            st.redelivered_files += 1
-            st.redelivered_records += records
+            if i:
+                st.redelivered_files += 1
+                st.redelivered_records += records
+        if late:
+            st.late_files += 1
+            st.late_records += records
 
-    def _write(self, d: int, fname: str, data: bytes) -> None:
-        folder = self.root / day_date(self.start_day + d).isoformat()
-        if folder not in self.made_dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.made_dirs.add(folder)
-        with open(folder / fname, "wb") as f:
+    def _check_unclaimed(self, rel: str) -> None:
+        feed = self.routing.feeds.feed_for(rel)
+        if feed is not None:  # the pipeline would read this SPEC file as the feed's format
+            raise ValueError(f"feeds.yaml feed {feed.path!r} claims the generator's SPEC file "
+                             f"{rel!r}: narrow its glob")
+
+    def _feed_files(self, name, days, late, moved, style, sensor, mac, ts, rssi) -> None:
+        """The moved records, one file per feed, delivered as their SPEC file is."""
+        st, routing = self.stats, self.routing
+        if style.ts in SECOND_TS_STYLES:
+            ts = ts - ts % 1000
+        owner = routing.feed_of[sensor]
+        for k in np.unique(owner[moved]).tolist():
+            sel = moved & (owner == k)
+            sensors = self.sens_raw[sensor[sel]].tolist()
+            f = routing.files(k, name, days, sensors, mac[sel], ts[sel], rssi[sel])
+            n = int(sel.sum())
+            st.feed_formats[f.ext] = st.feed_formats.get(f.ext, 0) + 1
+            self._deliver(f.rels, f.data, n, late)
+            st.feed_files += len(f.rels)
+            st.feed_records += n * len(f.rels)
+            st.other_frames += f.other_frames * len(f.rels)
+
+    def _write(self, rel: str, data: bytes) -> None:
+        path = self.root / rel
+        if path.parent not in self.made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.made_dirs.add(path.parent)
+        with open(path, "wb") as f:
             f.write(data)
         self.stats.bytes += len(data)
 
