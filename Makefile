@@ -74,7 +74,7 @@ sql: setup
 generate: setup
 	$(PY) -m jobs generate --conf conf --landing data/landing --clean --feeds
 
-## test: the suite without the `heavy` tests (about 13 minutes on an idle 2-core machine);
+## test: the suite without the `heavy` tests (about 15 minutes on an idle 2-core machine);
 ## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load, the
 ## standalone cluster, Airflow dag.test(), every fuzz example and nightly run; CI runs both.
 test: setup
