@@ -38,8 +38,8 @@ def split_fields(line: Column, delimiter: str) -> Column:
 
 
 def _outside_quotes(delimiter: str) -> str:
-    # A delimiter is outside quotes when an even number of quotes follows it; the same
-    # pattern in Java and Python ((?![\s\S]) is the very end in both).
+    # A delimiter is outside quotes when an even number of quotes follows it
+    # ((?![\s\S]) is the very end, whatever line terminator the text holds).
     return re.escape(delimiter) + r'(?=(?:[^"]*"[^"]*")*[^"]*(?![\s\S]))'
 
 
@@ -124,24 +124,17 @@ def header_names(feed: Feed):
     return lambda header: split_fields(header, feed.delimiter)
 
 
-def header_problems(headers: dict[str, str], feed: Feed, where: str) -> list[str]:
-    """One sentence per file whose header lacks a column the feed maps.
-
-    :param headers: file → its header line; :param where: the feed, for the message
-        (``conf/feeds.yaml feeds[2]``).
-    """
-    out = []
-    for file, header in sorted(headers.items()):
-        names = {_py_unquote(n) for n in re.split(_outside_quotes(feed.delimiter), header or "")}
-        lacking = [f"{c!r} ({field})" for field, c in columns_of(feed).items() if c not in names]
-        if lacking:
-            out.append(f"{file}: the header has no column {', '.join(lacking)} that {where} "
-                       "maps: its lines are quarantined as malformed")
-    return out
+def lacking_columns(feed: Feed) -> Column:
+    """The feed's mapped column names that a line's header (``csv_header``) lacks."""
+    names = split_fields(F.col("csv_header"), feed.delimiter)
+    wanted = F.array(*[F.lit(c) for c in columns_of(feed).values()])
+    return F.filter(wanted, lambda c: ~F.array_contains(names, c))
 
 
-def _py_unquote(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1].replace('""', '"').strip()
-    return text
+def header_problem(file: str, lacking: list[str], feed: Feed, where: str) -> str:
+    """The sentence for a file whose header lacks ``lacking`` (``where``: the feed, as
+    ``feeds.yaml feeds[2] (exports/*.csv)``)."""
+    field_of = {c: f for f, c in columns_of(feed).items()}
+    named = ", ".join(f"{c!r} ({field_of[c]})" for c in lacking)
+    return (f"{file}: the header has no column {named} that {where} maps: its lines are "
+            "quarantined as malformed")

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import capture, feedcsv, ingest, landing
-from jobs.feeds import CAPTURE_FORMATS, FEEDS_FILE, FeedsFile
+from jobs.feeds import FEEDS_FILE, FeedsFile
 from jobs.summary import Summary
 
 
@@ -26,8 +26,7 @@ def read_fields(spark: SparkSession, files: list[landing.LandingFile], feeds: Fe
     """The record fields of ``files``, ``{uri: error}`` of the captures that cannot be
     read at all (a text file that cannot be read yields no line: the caller finds it
     with :func:`jobs.landing.unreadable_files`), and the DataFrames persisted on the
-    way, for the caller to unpersist. Counts the captures' frames and notes CSV feed
-    files whose header lacks a mapped column in ``summary``."""
+    way, for the caller to unpersist. Counts the captures' frames in ``summary``."""
     parts: list[DataFrame] = []
     spec = [f.path for f in files if f.feed is None]
     if spec:
@@ -38,10 +37,9 @@ def read_fields(spark: SparkSession, files: list[landing.LandingFile], feeds: Fe
             lines = ingest.split_lines(landing.read_files(spark, [f.path for f in mine]), "csv",
                                        feedcsv.header_names(feed))
             parts.append(lines.transform(feedcsv.feed_fields, feed))
-            summary.notes.extend(_header_notes(lines, feed, _feed_name(feeds, feed)))
     corrupt: dict[str, str] = {}
     cached: list[DataFrame] = []
-    captures = [f for f in files if f.feed is not None and f.feed.format in CAPTURE_FORMATS]
+    captures = [f for f in files if f.is_capture]
     if captures:
         # Persisted: the frames are parsed once, for the counts and for the records.
         cap = capture.capture_fields(landing.read_binary(spark, captures)).persist()
@@ -72,11 +70,21 @@ def _count_frames(cap: DataFrame, summary: Summary, corrupt: dict[str, str]) -> 
             summary.frames_probes += r["count"]
 
 
-def _header_notes(lines: DataFrame, feed, where: str) -> list[str]:
-    # Headers of the lines read; a file of a header and no lines has nothing to lose.
-    headers = {r.source_file: r.csv_header
-               for r in lines.select("source_file", "csv_header").distinct().collect()}
-    return feedcsv.header_problems(headers, feed, where)
+def header_notes(parsed: DataFrame, files: list[landing.LandingFile], feeds: FeedsFile) -> list[str]:
+    """One sentence per CSV feed file whose header lacks a column its feed maps, found
+    among the malformed lines of ``parsed`` (persisted by the caller: no file is read
+    again)."""
+    out = []
+    for feed in feeds.feeds if feeds is not None else ():
+        uris = [f.uri for f in files if f.feed is feed]
+        if feed.format != "csv" or not uris:
+            continue
+        rows = (parsed.where(F.col("malformed") & F.col("source_file").isin(uris))
+                .select("source_file", feedcsv.lacking_columns(feed).alias("lacking"))
+                .where(F.size("lacking") > 0).distinct().collect())
+        out.extend(feedcsv.header_problem(r.source_file, r.lacking, feed, _feed_name(feeds, feed))
+                   for r in sorted(rows))
+    return out
 
 
 def held_fields(spark: SparkSession, held: DataFrame, cfg) -> DataFrame:

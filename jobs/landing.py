@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.spark import rows_df
+from jobs.feeds import CAPTURE_FORMATS
 from jobs.spec import file_format
 
 
@@ -51,6 +52,11 @@ class LandingFile:
     uri: str
     #: The conf/feeds.yaml feed that claims the file; None: read as SPEC's formats.
     feed: object = None
+
+    @property
+    def is_capture(self) -> bool:
+        """Claimed by a pcap or pcapng feed: read as bytes, not as lines."""
+        return self.feed is not None and self.feed.format in CAPTURE_FORMATS
 
 
 def list_landing(spark: SparkSession, landing: str, feeds=None,

@@ -24,12 +24,11 @@ from pyspark.sql import functions as F
 
 from jobs import classify, formats, ingest, landing, metrics, progress, scope, sessions
 from jobs.config import Config
-from jobs.feeds import CAPTURE_FORMATS
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
 from jobs.spark import rows_df
 from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GOLD_SORT, GROUP_DATETIME,
-                       INGESTED_FILES, PENDING_DATES, QUARANTINE, SENSORS, SESSIONS, TOO_LATE,
-                       UNKNOWN_SENSOR)
+                       INGESTED_FILES, MALFORMED, PENDING_DATES, QUARANTINE, SENSORS, SESSIONS,
+                       TOO_LATE, UNKNOWN_SENSOR)
 from jobs.summary import Summary
 from jobs.tables import SCHEMAS, Lakehouse
 
@@ -126,7 +125,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
              .collect())
     with_lines = {r.source_file for r in stats}
     uris = {f.path: f.uri for f in new_files}
-    by_uri = {f.uri: f.path for f in new_files if f.feed is not None and f.feed.format in CAPTURE_FORMATS}
+    by_uri = {f.uri: f.path for f in new_files if f.is_capture}
     corrupt = landing.unreadable_files(spark, [p for p, u in uris.items()
                                                if u not in with_lines and u not in by_uri])
     corrupt.update({by_uri[u]: error for u, error in corrupt_captures.items()})
@@ -137,6 +136,10 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
             summary.randomized_read += r.rnd or 0
         else:
             summary.reject(r.reason, r.n)
+    # Only files with malformed lines can have a header that lacks a mapped column.
+    malformed = {r.source_file for r in stats if r.reason == MALFORMED}
+    summary.notes.extend(formats.header_notes(parsed, [f for f in new_files if f.uri in malformed],
+                                              cfg.feeds))
     progress.step("  read %d records: %d valid, %d rejected", summary.records_read,
                   summary.records_valid, sum(summary.rejected.values()))
     valid = parsed.where(F.col("reason").isNull())
