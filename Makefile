@@ -6,6 +6,7 @@ PYTHON_BIN ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .cache/jars
+S3_JARS := .cache/s3-jars
 JAVA_HOME ?= $(shell j=$$(command -v java 2>/dev/null) && dirname $$(dirname $$(readlink -f $$j)))
 export JAVA_HOME
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -13,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop s3-jars
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -57,6 +58,17 @@ $(JARS)/.resolved: build/delta-jars.pom.xml
 	mvn -q -f build/delta-jars.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DincludeGroupIds=io.delta -DexcludeArtifactIds=delta-kernel-unitycatalog \
 	  -DoutputDirectory=$(CURDIR)/$(JARS)
+	touch $@
+
+## s3-jars (spike, docs/s3-spike-notes.md): the S3A connector of pyspark's Hadoop and the
+## AWS SDK v2 modules it loads (13 MB), without what pyspark/jars already holds.
+s3-jars: $(S3_JARS)/.resolved
+$(S3_JARS)/.resolved: build/s3-jars.pom.xml
+	rm -rf $(S3_JARS) && mkdir -p $(S3_JARS)
+	mvn -q -f build/s3-jars.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DexcludeGroupIds=io.netty,org.slf4j \
+	  -DexcludeArtifactIds=httpclient,httpcore,commons-codec,commons-logging \
+	  -DoutputDirectory=$(CURDIR)/$(S3_JARS)
 	touch $@
 
 ## run: the embedded default end to end on a generated demo world.
