@@ -73,9 +73,9 @@ def footfall_nightly():
         path = SETTINGS.summary_path("nightly", day.isoformat())
         with open(path) as fh:
             summary = json.load(fh)
-        lakehouse = load_config(SETTINGS.conf_dir).storage.lakehouse
+        storage = load_config(SETTINGS.conf_dir).storage
         week_ago = day - dt.timedelta(days=7)
-        counts = mall_sessions(lakehouse, [day, week_ago])
+        counts = mall_sessions(storage.lakehouse, [day, week_ago], storage.delta_rs_options)
         rejected, read, share = quarantined_share(summary)
         print(f"run {summary.get('run_id')}: {rejected} of {read} records quarantined ({share:.2%}); "
               f"mall sessions on {day}: {counts[day]}, on {week_ago}: {counts[week_ago]}")

@@ -268,6 +268,12 @@ class Storage:
     require_hmac_key: bool
     catalog: Catalog
 
+    @property
+    def delta_rs_options(self) -> dict[str, str]:
+        """delta-rs ``storage_options`` for the lakehouse (:mod:`jobs.objectstore`)."""
+        from jobs.objectstore import delta_rs_options
+        return delta_rs_options(self.spark_conf)
+
 
 # ---------------------------------------------------------------------------- the folder
 

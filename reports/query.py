@@ -20,7 +20,6 @@ import functools
 import logging
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
@@ -29,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from jobs.config import Config, Obj
+from jobs.objectstore import delta_rs_uri
 from jobs.spec import GROUP_DATETIME, USER_TYPES
 from reports.params import MAX_OBJECT_BUCKETS, ReportError, ReportRequest, bad
 
@@ -157,12 +157,7 @@ class GoldUnavailable(ReportError):
 def gold_uri(lakehouse: str) -> str:
     """``<lakehouse>/gold/group_datetime`` in a form delta-rs opens (``s3a://`` is Spark's
     name for ``s3://``)."""
-    root = lakehouse.rstrip("/")
-    if root.startswith("s3a://"):
-        root = "s3://" + root[len("s3a://"):]
-    elif root.startswith("file:"):
-        root = urllib.parse.urlparse(root).path
-    return f"{root}/{GROUP_DATETIME}"
+    return f"{delta_rs_uri(lakehouse.rstrip('/'))}/{GROUP_DATETIME}"
 
 
 #: Gold columns one answer needs besides the comeback window's one.
