@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop s3-jars
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -39,8 +39,8 @@ help:
 	@echo "  help           this list"
 
 ## setup: a virtualenv with the pinned packages, this project installed editable (the
-## `footfall` command), and Delta's JARs, resolved once.
-setup: $(VENV)/.installed $(JARS)/.resolved
+## `footfall` command), and the JARs of Delta and of the S3 connector, resolved once.
+setup: $(VENV)/.installed $(JARS)/.resolved $(S3_JARS)/.resolved
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -60,9 +60,8 @@ $(JARS)/.resolved: build/delta-jars.pom.xml
 	  -DoutputDirectory=$(CURDIR)/$(JARS)
 	touch $@
 
-## s3-jars (spike, docs/s3-spike-notes.md): the S3A connector of pyspark's Hadoop and the
-## AWS SDK v2 modules it loads (13 MB), without what pyspark/jars already holds.
-s3-jars: $(S3_JARS)/.resolved
+# The S3A connector of pyspark's Hadoop and the AWS SDK v2 modules it loads (13 MB),
+# without what pyspark/jars already holds (one version of each class on the class path).
 $(S3_JARS)/.resolved: build/s3-jars.pom.xml
 	rm -rf $(S3_JARS) && mkdir -p $(S3_JARS)
 	mvn -q -f build/s3-jars.pom.xml dependency:copy-dependencies -DincludeScope=runtime \

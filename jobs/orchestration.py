@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from jobs.configfile import (ConfigModel, LaxInt, LaxNumber, NullAsEmptyMapping, OptionalText,
                              SparkConf, TimeZone, at_least, between, load_model, resolve_path)
-from jobs.paths import ENTRYPOINT, JAR_DIR, LOG_CONFIG, PROJECT_ROOT
+from jobs.paths import ENTRYPOINT, LOG_CONFIG, PROJECT_ROOT, jars
 #: The config folder the DAGs run the jobs with (default: the project's conf/).
 CONF_ENV = "FOOTFALL_CONF"
 
@@ -189,13 +189,12 @@ def submit_kwargs(settings: AirflowSettings, name: str) -> dict[str, Any]:
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
         **settings.spark_conf,
     }
-    jars = ",".join(sorted(str(p) for p in JAR_DIR.glob("*.jar")))
     return dict(
         conn_id=settings.conn_id,
         application=str(ENTRYPOINT),
         name=name,
         conf=conf,
-        jars=jars or None,
+        jars=",".join(jars()) or None,
         driver_memory=settings.driver_memory,
         executor_memory=settings.executor_memory,
         # The driver (local or client mode) runs this project's Python.

@@ -222,7 +222,7 @@ class Gold:
             self._checked, self._last_error = now, ""
             if self._current is None or probe.version() != self._current.version:
                 # The probe becomes the shared snapshot and is never updated again.
-                self._current, self._probe = GoldSnapshot(probe), None
+                self._current, self._probe = GoldSnapshot(probe, self.storage_options), None
             else:
                 self._probe = probe
             return self._current
@@ -237,9 +237,11 @@ class Gold:
 class GoldSnapshot:
     """Gold at one version; shared by concurrent requests, never changed."""
 
-    def __init__(self, table):
+    def __init__(self, table, storage_options: dict[str, str] | None = None):
         self.table = table
         self.version: int = table.version()
+        # polars reads the files itself: the same endpoint settings (its keys are lower case).
+        self.storage_options = {k.lower(): v for k, v in (storage_options or {}).items()} or None
         # Deletion vectors: polars must read through delta-rs instead of the plain files.
         self.deletion_vectors = "deletionVectors" in (table.protocol().reader_features or [])
 
@@ -263,7 +265,7 @@ class GoldSnapshot:
                 & pl.col("bucket_date").is_between(first, last))
         columns = [*_READ, pl.col(comeback_column).alias("count_comeback_client")]
         if self.deletion_vectors:
-            lf = pl.scan_delta(self.table).filter((pl.col("mall_id") == mall_id)
+            lf = pl.scan_delta(self.table, storage_options=self.storage_options).filter((pl.col("mall_id") == mall_id)
                                                   & (pl.col("interval") == interval) & cond)
             return lf.select(columns).collect().cast(_ROW_SCHEMA)
         files = self.table.file_uris(file_pruning_predicate=[
@@ -275,7 +277,8 @@ class GoldSnapshot:
             return _EMPTY_ROWS
         # The files hold no partition columns (or, written by Spark, copies of them):
         # the partition is already chosen by the file list.
-        lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").filter(cond)
+        lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore",
+                             storage_options=self.storage_options).filter(cond)
         return lf.select(columns).collect().cast(_ROW_SCHEMA)
 
 
