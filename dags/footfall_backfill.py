@@ -28,7 +28,7 @@ import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Param, dag, task
 
-from jobs.orchestration import backfill_args, load_airflow_settings, submit_kwargs
+from jobs.orchestration import backfill_args, job_args, load_airflow_settings, submit_kwargs
 
 SETTINGS = load_airflow_settings()
 
@@ -59,7 +59,7 @@ def footfall_backfill():
         from airflow.sdk.exceptions import AirflowFailException
 
         try:
-            return backfill_args(params or {}, SETTINGS.conf_dir)
+            return job_args(SETTINGS, backfill_args(params or {}, SETTINGS.conf_dir))
         except ValueError as exc:
             raise AirflowFailException(f"invalid params: {exc}") from None
 

@@ -18,7 +18,7 @@ import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import CronTriggerTimetable, dag
 
-from jobs.orchestration import load_airflow_settings, submit_kwargs
+from jobs.orchestration import job_args, load_airflow_settings, submit_kwargs
 
 SETTINGS = load_airflow_settings()
 
@@ -37,8 +37,9 @@ SETTINGS = load_airflow_settings()
 def footfall_maintenance():
     SparkSubmitOperator(
         task_id="maintain",
-        application_args=["maintain", "--retain-hours", f"{SETTINGS.maintenance_retain_hours:g}",
-                          "--conf", SETTINGS.conf_dir],
+        application_args=job_args(SETTINGS, ["maintain", "--retain-hours",
+                                             f"{SETTINGS.maintenance_retain_hours:g}",
+                                             "--conf", SETTINGS.conf_dir]),
         **submit_kwargs(SETTINGS, "footfall-maintenance"),
     )
 

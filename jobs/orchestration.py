@@ -13,16 +13,39 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from jobs.configfile import (ConfigModel, LaxInt, LaxNumber, NullAsEmptyMapping, OptionalText,
-                             SparkConf, TimeZone, at_least, between, load_model, resolve_path)
+from jobs.configfile import (Bool, ConfigError, ConfigModel, LaxInt, LaxNumber, Location,
+                             NullAsEmptyMapping, OptionalText, SparkConf, TimeZone, at_least,
+                             between, load_model, resolve_path)
 from jobs.paths import ENTRYPOINT, JAR_DIR, LOG_CONFIG, PROJECT_ROOT
 #: The config folder the DAGs run the jobs with (default: the project's conf/).
 CONF_ENV = "FOOTFALL_CONF"
+#: The main class of a Python driver in a JVM: spark-submit refuses a Python application
+#: in cluster deploy mode on a standalone master, but not a JAR whose main class is this
+#: one (its arguments: the script, the --py-files, then the script's own).
+PYTHON_RUNNER = "org.apache.spark.deploy.PythonRunner"
+#: The JVM options spark-submit gives a driver JVM it starts itself (Spark 4.2's
+#: org.apache.spark.launcher.JavaModuleOptions; tests/test_cluster.py compares). A driver a
+#: standalone worker starts gets none of them, and Arrow (createDataFrame) then fails with
+#: "sun.misc.Unsafe or java.nio.DirectByteBuffer.<init>(long, int) not available".
+DRIVER_JAVA_OPTIONS = (
+    "-XX:+IgnoreUnrecognizedVMOptions --add-modules=jdk.incubator.vector "
+    "--add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED "
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED "
+    "--add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED "
+    "--add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED "
+    "--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED "
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED "
+    "--add-opens=java.base/sun.nio.cs=ALL-UNNAMED --add-opens=java.base/sun.security.action=ALL-UNNAMED "
+    "--add-opens=java.base/sun.util.calendar=ALL-UNNAMED "
+    "--add-opens=java.security.jgss/sun.security.krb5=ALL-UNNAMED "
+    "-Dio.netty.tryReflectionSetAccessible=true -Dio.netty.allocator.type=pooled "
+    "-Dio.netty.handler.ssl.defaultEndpointVerificationAlgorithm=NONE "
+    "--sun-misc-unsafe-memory-access=allow --enable-native-access=ALL-UNNAMED")
 
 Share = Annotated[LaxNumber, between(0, 1)]
 
@@ -80,6 +103,18 @@ class SparkSubmit(ConfigModel):
     driver_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "4g"
     executor_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "2g"
     conf: SparkConf = {}
+    #: installed: the driver's Python has the footfall package (make setup, or the image);
+    #: artifact: every run ships the package built by `make dist` (``--py-files``).
+    code: Literal["installed", "artifact"] = "installed"
+    artifact: Location = "dist"
+    #: null: the connection's (its extra ``deploy-mode``), else client.
+    deploy_mode: Literal["client", "cluster"] | None = None
+    #: The Python of the driver and its workers; null: this interpreter (client mode) or
+    #: the cluster's own (cluster mode).
+    python: Annotated[OptionalText, BeforeValidator(_optional)] = None
+    #: true: the connection's master is a Spark standalone one (spark://…). With
+    #: deploy_mode cluster the driver then starts through Spark's PythonRunner.
+    standalone_master: Bool = False
 
 
 class Maintenance(ConfigModel):
@@ -124,9 +159,20 @@ class AirflowSettings:
     driver_memory: str | None
     executor_memory: str | None
     spark_conf: dict[str, str]
+    code: str
+    artifact_dir: str
+    deploy_mode: str | None
+    python: str | None
+    standalone_master: bool
     runs_dir: str
     maintenance_cron: str
     maintenance_retain_hours: float
+
+    @property
+    def python_runner(self) -> bool:
+        """Whether the driver starts through Spark's PythonRunner: cluster deploy mode on a
+        standalone master, where spark-submit refuses a Python application."""
+        return self.standalone_master and self.deploy_mode == "cluster"
 
     @property
     def cron(self) -> str:
@@ -173,6 +219,11 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
         driver_memory=f.spark.driver_memory,
         executor_memory=f.spark.executor_memory,
         spark_conf=dict(f.spark.conf),
+        code=f.spark.code,
+        artifact_dir=resolve_path(f.spark.artifact, d.parent),
+        deploy_mode=f.spark.deploy_mode,
+        python=f.spark.python,
+        standalone_master=f.spark.standalone_master,
         # Relative to the folder holding conf/, as storage.yaml's paths are.
         runs_dir=resolve_path(f.runs, d.parent),
         maintenance_cron=f.maintenance.schedule,
@@ -180,26 +231,91 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
     )
 
 
+@dataclass(frozen=True)
+class CodeFiles:
+    """What a run gets its code from (``spark.code``)."""
+
+    entry: str              #: the script the driver runs
+    py_files: str | None    #: the zip for ``--py-files`` (None: the installed package)
+    log_config: Path        #: the driver JVM's log settings
+    driver_jar: str | None  #: the empty JAR PythonRunner's submissions name (None: installed)
+
+
+def code_files(settings: AirflowSettings) -> CodeFiles:
+    """The files of ``spark.code``; ConfigError when the artifact folder lacks ``make
+    dist``'s files, or the PythonRunner form (:attr:`AirflowSettings.python_runner`) has
+    no artifact."""
+    if settings.code == "installed":
+        if settings.python_runner:
+            raise ConfigError("airflow.yaml: spark.standalone_master with deploy_mode cluster needs "
+                              "code: artifact (the driver starts from make dist's driver.jar, "
+                              "entrypoint.py and zip)")
+        return CodeFiles(str(ENTRYPOINT), None, LOG_CONFIG, None)
+    folder = Path(settings.artifact_dir)
+    zips = sorted(folder.glob("footfall-*.zip"))
+    needed = ["entrypoint.py", *(["driver.jar"] if settings.python_runner else [])]
+    if len(zips) != 1 or not all((folder / n).is_file() for n in needed):
+        found = ", ".join(sorted(p.name for p in folder.iterdir())) if folder.is_dir() else "no folder"
+        raise ConfigError(f"airflow.yaml: spark.artifact: {folder} must hold what `make dist` "
+                          f"writes (one footfall-<version>.zip and {' and '.join(needed)}); "
+                          f"found: {found or 'nothing'}")
+    jar = folder / "driver.jar"
+    return CodeFiles(str(folder / "entrypoint.py"), str(zips[0]), folder / "log4j2.properties",
+                     str(jar) if jar.is_file() else None)
+
+
+def job_args(settings: AirflowSettings, args: list[str]) -> list[str]:
+    """The SparkSubmitOperator's ``application_args`` for the jobs' arguments ``args``
+    (``nightly --date D …``): these, or with PythonRunner (:attr:`AirflowSettings.python_runner`)
+    the script and the zip before them, as PythonRunner takes its arguments."""
+    if not settings.python_runner:
+        return list(args)
+    code = code_files(settings)
+    return [code.entry, code.py_files, *args]
+
+
 def submit_kwargs(settings: AirflowSettings, name: str) -> dict[str, Any]:
     """SparkSubmitOperator arguments shared by every Footfall Spark task (no master:
     that is the connection's). Every such task runs in the lakehouse pool (one slot) and
-    one at a time per DAG, so no two Spark runs ever write the lakehouse together."""
-    conf = {
-        # The driver JVM is started by spark-submit: give it the jobs' quiet logging.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
-        **settings.spark_conf,
-    }
+    one at a time per DAG, so no two Spark runs ever write the lakehouse together.
+    The tasks' ``application_args`` come from :func:`job_args`."""
+    code = code_files(settings)
+    cluster = settings.deploy_mode == "cluster"
+    runner = settings.python_runner
+    if not cluster:
+        # In client mode spark-submit starts the driver JVM here: give it the jobs' quiet logging.
+        conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{code.log_config}"}
+    elif runner:
+        # A standalone worker starts the driver JVM with none of spark-submit's options. It
+        # reads dist/ where this machine does (the script and the zip too), so the log file.
+        conf = {"spark.driver.extraJavaOptions":
+                f"{DRIVER_JAVA_OPTIONS} -Dlog4j2.configurationFile=file:{code.log_config}"}
+    else:
+        conf = {}  # YARN or Kubernetes: that log file is not on the driver's machine.
+    if cluster and settings.python:
+        # The provider passes no environment to a remote driver: Spark's settings instead.
+        conf.update({"spark.pyspark.python": settings.python,
+                     "spark.pyspark.driver.python": settings.python})
+    conf.update(settings.spark_conf)
+    python = settings.python or sys.executable
     jars = ",".join(sorted(str(p) for p in JAR_DIR.glob("*.jar")))
     return dict(
         conn_id=settings.conn_id,
-        application=str(ENTRYPOINT),
+        # PythonRunner: spark-submit runs a JAR's main class, and job_args puts the script
+        # and the zip first. --py-files ships the zip to the executors, and --files puts it
+        # where pyspark adds it to their Python path (--py-files alone names it as a file://
+        # URI that pyspark cannot copy: "Failed to add file … to Python path").
+        application=code.driver_jar if runner else code.entry,
+        **({"java_class": PYTHON_RUNNER, "files": code.py_files} if runner else {}),
         name=name,
         conf=conf,
         jars=jars or None,
         driver_memory=settings.driver_memory,
         executor_memory=settings.executor_memory,
-        # The driver (local or client mode) runs this project's Python.
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+        **({"py_files": code.py_files} if code.py_files else {}),
+        **({"deploy_mode": settings.deploy_mode} if settings.deploy_mode else {}),
+        # A local or client-mode driver runs this Python (or spark.python) and its workers too.
+        **({} if cluster else {"env_vars": {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}}),
         max_active_tis_per_dag=1,
         **({"pool": settings.pool} if settings.pool else {}),
     )

@@ -3,6 +3,7 @@ small DataFrames from rows the driver holds."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Iterable, Mapping, Sequence
 
@@ -36,13 +37,25 @@ BASE_CONF: dict[str, str] = {
 }
 
 
+def submitted_jars() -> list[str]:
+    """The JARs spark-submit gave this driver (``--jars``); [] outside spark-submit."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return []
+    from pyspark import SparkContext
+    SparkContext._ensure_initialized()
+    value = SparkContext._jvm.java.lang.System.getProperty("spark.jars") or ""
+    return [j for j in value.split(",") if j]
+
+
 def delta_jars() -> list[str]:
-    """The Delta JARs from the setup cache; a clear error if setup was not run."""
-    jars = sorted(str(p) for p in JAR_DIR.glob("*.jar"))
+    """The Delta JARs from the setup cache, else (a driver run from the artifact of
+    ``make dist``, away from the checkout) spark-submit's; a clear error if neither."""
+    jars = sorted(str(p) for p in JAR_DIR.glob("*.jar")) or submitted_jars()
     if not any("delta-spark" in j for j in jars):
         raise RuntimeError(
-            f"Delta Lake JARs not found in {JAR_DIR}: run `make setup` once "
-            "(it resolves them from Maven Central so that no job downloads at run time)"
+            f"Delta Lake JARs not found in {JAR_DIR} nor in spark-submit's --jars: run "
+            "`make setup` once (it resolves them from Maven Central so that no job downloads "
+            "at run time)"
         )
     return jars
 
