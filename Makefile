@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop dist
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -34,6 +34,7 @@ help:
 	@echo "  airflow        Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT); Ctrl-C stops it"
 	@echo "  cluster        start a Spark standalone cluster: spark://127.0.0.1:7077, 2 workers"
 	@echo "  cluster-stop   stop that cluster"
+	@echo "  dist           the code as files that travel with a Spark run: dist/footfall-<version>.zip (--py-files), its entry script, driver.jar, a wheel"
 	@echo "  lock           re-pin requirements.txt from requirements.in"
 	@echo "  clean          remove data/ (demo landing files, lakehouse) and .pytest_cache"
 	@echo "  help           this list"
@@ -156,6 +157,14 @@ cluster: setup
 
 cluster-stop:
 	bin/spark-cluster.sh stop
+
+## dist: what a Spark run ships when conf/airflow.yaml says `spark.code: artifact`
+## (docs/airflow.md, "Shipping the code"): the jobs and reports packages as a zip for
+## --py-files, entrypoint.py and log4j2.properties beside it, an empty driver.jar (cluster
+## deploy mode on a standalone master: Spark's PythonRunner), and a wheel for an image.
+## Needs no .venv; the wheel's isolated build fetches setuptools from the package index.
+dist:
+	$(PYTHON_BIN) build/dist.py
 
 ## lock: re-pin requirements.txt from pyproject.toml's dependencies in a scratch virtualenv.
 lock:

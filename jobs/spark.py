@@ -3,6 +3,7 @@ small DataFrames from rows the driver holds."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Iterable, Mapping, Sequence
 
@@ -36,14 +37,26 @@ BASE_CONF: dict[str, str] = {
 }
 
 
+def submitted_jars() -> list[str]:
+    """The JARs spark-submit gave this driver (``--jars``); [] outside spark-submit."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return []
+    from pyspark import SparkContext
+    SparkContext._ensure_initialized()
+    value = SparkContext._jvm.java.lang.System.getProperty("spark.jars") or ""
+    return [j for j in value.split(",") if j]
+
+
 def session_jars() -> list[str]:
-    """The JARs of every session (Delta Lake's, the S3 connector's) from the setup cache;
-    a clear error if setup was not run."""
-    found = jars()
+    """The JARs of every session (Delta Lake's, the S3 connector's) from the setup cache,
+    else (a driver run from the artifact of ``make dist``, away from the checkout)
+    spark-submit's; a clear error if neither."""
+    found = jars() or submitted_jars()
     if not any("delta-spark" in j for j in found):
         raise RuntimeError(
-            f"Delta Lake JARs not found in {JAR_DIR}: run `make setup` once "
-            "(it resolves them from Maven Central so that no job downloads at run time)"
+            f"Delta Lake JARs not found in {JAR_DIR} nor in spark-submit's --jars: run "
+            "`make setup` once (it resolves them from Maven Central so that no job downloads "
+            "at run time)"
         )
     return found
 
