@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop dist
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds bench-s3 generate lock clean help serve bench-api load-api airflow cluster cluster-stop dist
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -30,6 +30,7 @@ help:
 	@echo "  bench-cluster  the same on the standalone cluster of 'make cluster' (started and stopped)"
 	@echo "  bench-api      report API latency on a year of gold, against Spark SQL (BENCH_API_ARGS=...)"
 	@echo "  bench-feeds    ingest rate per landing format: SPEC CSV/JSON, pcap, pcapng, vendor CSV"
+	@echo "  bench-s3       the same small backfill on local disk and on an S3 server on loopback"
 	@echo "  load-api       50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS=...)"
 	@echo "  airflow        Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT); Ctrl-C stops it"
 	@echo "  cluster        start a Spark standalone cluster: spark://127.0.0.1:7077, 2 workers"
@@ -116,6 +117,11 @@ serve: setup
 	$(PY) -m reports serve $(SERVE_ARGS)
 
 ## bench-api: API p50/p99 and req/s on a year of gold, and Spark SQL for the same requests.
+## bench-s3: one small backfill on local disk, then on moto's S3 server on loopback;
+## wall and stage times side by side in bench-out/s3.{json,md}.
+bench-s3: setup
+	$(PY) -m benchmarks.s3
+
 ## bench-feeds: ingest rate of the same records as SPEC CSV, JSON lines, pcap, pcapng and a
 ## vendor CSV feed (read, parse, validate; no Delta write); bench-out/feeds.{json,md}.
 bench-feeds: setup

@@ -2,9 +2,9 @@
 ``python -m jobs …``; ``footfall reports …`` is the serving side's (:mod:`reports.__main__`).
 
 Thin: parse the arguments, load the config, build the Spark session, call jobs.run.
-Exit codes: 0 done; 2 bad input (config, arguments, landing), nothing written; 3 the
-lakehouse is busy with another run, or another writer changed it meanwhile: run again
-later; 1 any other failure (a rerun completes it, SPEC §9).
+Exit codes: 0 done; 2 bad input (config, arguments, landing, an S3 location out of reach),
+nothing written; 3 the lakehouse is busy with another run, or another writer changed it
+meanwhile: run again later; 1 any other failure (a rerun completes it, SPEC §9).
 """
 
 from __future__ import annotations

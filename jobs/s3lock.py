@@ -66,15 +66,21 @@ def lease(root: str, command: str, spark_conf: Mapping[str, str], lease_seconds:
     stop = threading.Event()
 
     def renew() -> None:
+        warned = False
         while not stop.wait(lease_seconds / 3):
             try:
                 state["etag"] = client.put_object(Bucket=bucket, Key=key, Body=body(),
                                                   IfMatch=state["etag"])["ETag"]
-            except Exception as exc:  # noqa: BLE001 - reported once, the run goes on
-                state["lost"] = exc
-                print(f"warning: the run lock {where} could not be renewed ({exc}); another "
-                      "run may take it when the lease ends", file=sys.stderr)
-                return
+            except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                if _code(exc) in _REFUSED + ("NoSuchKey", "404"):
+                    state["lost"] = exc  # another run took it over: it is not ours to renew
+                    print(f"warning: the run lock {where} was taken over by another run "
+                          f"({exc}); Delta still refuses a conflicting commit", file=sys.stderr)
+                    return
+                if not warned:  # the store did not answer: try again at the next third
+                    print(f"warning: the run lock {where} could not be renewed ({exc}); "
+                          "trying again", file=sys.stderr)
+                    warned = True
 
     renewer = threading.Thread(target=renew, name="footfall-lock-lease", daemon=True)
     renewer.start()

@@ -12,7 +12,7 @@ import pytest
 
 from jobs.config import load_config
 from jobs.spark import build_spark
-from tests import s3server
+from benchmarks import s3server
 from tests.helpers import TEST_SPARK_CONF, write_conf
 
 

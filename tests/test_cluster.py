@@ -2,7 +2,7 @@
 from the installed Spark (bin/spark-cluster.sh, as `make cluster`), a tiny backfill with
 ``--master spark://127.0.0.1:PORT`` gives exactly the gold of local Spark, and so does the
 artifact of `make dist` submitted from a folder that holds only it and conf/, its driver in
-client mode and in cluster deploy mode (through Spark's PythonRunner).
+cluster deploy mode (through Spark's PythonRunner; client mode submits the same files).
 
 Heavy (`make test-heavy`): it starts three JVMs. Set FOOTFALL_SKIP_CLUSTER=1 to skip it."""
 
@@ -125,30 +125,6 @@ def _scratch(tmp_path: Path, conf: Path, spark_yaml: str, master: str, rest: int
     monkeypatch.chdir(scratch)
     assert sorted(p.name for p in scratch.iterdir()) == ["conf", "dist"]
     return scratch, load_airflow_settings(scratch / "conf")
-
-
-def test_the_artifact_of_make_dist_runs_from_a_folder_holding_only_it_and_conf(
-        spark, cluster, tiny, tmp_path, monkeypatch):
-    """What footfall_backfill's task runs with ``spark.code: artifact``: the operator's
-    spark-submit from a scratch folder with dist/ and conf/, its driver on a Python that
-    has no footfall package. The same gold as local Spark."""
-    use_airflow()
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
-    master, folder, rest = cluster
-    conf, local = tiny
-    scratch, settings = _scratch(tmp_path, conf, "deploy_mode: client\n", master, rest, monkeypatch)
-    kwargs = submit_kwargs(settings, "footfall-dist")
-    assert kwargs["py_files"] == str(scratch / "dist" / "footfall-0.4.0.zip")
-    before = _apps(folder)
-
-    op = SparkSubmitOperator(task_id="backfill", application_args=job_args(settings, backfill_args(
-        {"from": str(START), "to": str(END)}, settings.conf_dir)), **kwargs)
-    started = time.monotonic()
-    op.execute(context={})
-    print(f"artifact backfill on the cluster: {time.monotonic() - started:.1f} s")
-    assert _apps(folder) - before
-    assert gold(spark, scratch / "lake-cluster") == local
 
 
 def _drivers(folder) -> set[Path]:

@@ -1,6 +1,7 @@
-"""An S3 + DynamoDB server on 127.0.0.1 for the object-storage tests: moto's standalone
-server, started on a free port and stopped by the fixture ``s3_server`` (conftest.py).
-Nothing real is reached: the credentials are moto's test ones, the endpoint is loopback.
+"""An S3 + DynamoDB server on 127.0.0.1 for the object-storage tests and ``make bench-s3``:
+moto's standalone server, started on a free port and stopped by the fixture ``s3_server``
+(tests/conftest.py) or the benchmark. Nothing real is reached: the credentials are moto's
+test ones, the endpoint is loopback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
-from benchmarks.common import free_port
+from benchmarks.common import free_port, stop_process
 
 #: What a process needs in its environment to reach the server (and nothing beyond it).
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -78,9 +79,4 @@ def start(timeout: float = 60) -> S3Server:
 
 
 def stop(server: S3Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop_process(server.process, 10)
