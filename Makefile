@@ -6,6 +6,7 @@ PYTHON_BIN ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .cache/jars
+S3_JARS := .cache/s3-jars
 JAVA_HOME ?= $(shell j=$$(command -v java 2>/dev/null) && dirname $$(dirname $$(readlink -f $$j)))
 export JAVA_HOME
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -13,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEMO_FROM ?= 2016-01-04
 DEMO_TO ?= 2016-02-29
 
-.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds generate lock clean help serve bench-api load-api airflow cluster cluster-stop
+.PHONY: sql setup run test test-heavy bench bench-scale bench-cluster bench-feeds bench-s3 generate lock clean help serve bench-api load-api airflow cluster cluster-stop dist
 
 help:
 	@echo "Footfall: make <target>. A new user needs two: run and test (see README.md)."
@@ -29,17 +30,19 @@ help:
 	@echo "  bench-cluster  the same on the standalone cluster of 'make cluster' (started and stopped)"
 	@echo "  bench-api      report API latency on a year of gold, against Spark SQL (BENCH_API_ARGS=...)"
 	@echo "  bench-feeds    ingest rate per landing format: SPEC CSV/JSON, pcap, pcapng, vendor CSV"
+	@echo "  bench-s3       the same small backfill on local disk and on an S3 server on loopback"
 	@echo "  load-api       50 API clients for 60 s while a nightly run rewrites gold (LOAD_API_ARGS=...)"
 	@echo "  airflow        Airflow 3 (standalone) with dags/ on http://127.0.0.1:$(AIRFLOW_PORT); Ctrl-C stops it"
 	@echo "  cluster        start a Spark standalone cluster: spark://127.0.0.1:7077, 2 workers"
 	@echo "  cluster-stop   stop that cluster"
+	@echo "  dist           the code as files that travel with a Spark run: dist/footfall-<version>.zip (--py-files), its entry script, driver.jar, a wheel"
 	@echo "  lock           re-pin requirements.txt from requirements.in"
 	@echo "  clean          remove data/ (demo landing files, lakehouse) and .pytest_cache"
 	@echo "  help           this list"
 
 ## setup: a virtualenv with the pinned packages, this project installed editable (the
-## `footfall` command), and Delta's JARs, resolved once.
-setup: $(VENV)/.installed $(JARS)/.resolved
+## `footfall` command), and the JARs of Delta and of the S3 connector, resolved once.
+setup: $(VENV)/.installed $(JARS)/.resolved $(S3_JARS)/.resolved
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -57,6 +60,16 @@ $(JARS)/.resolved: build/delta-jars.pom.xml
 	mvn -q -f build/delta-jars.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DincludeGroupIds=io.delta -DexcludeArtifactIds=delta-kernel-unitycatalog \
 	  -DoutputDirectory=$(CURDIR)/$(JARS)
+	touch $@
+
+# The S3A connector of pyspark's Hadoop and the AWS SDK v2 modules it loads (13 MB),
+# without what pyspark/jars already holds (one version of each class on the class path).
+$(S3_JARS)/.resolved: build/s3-jars.pom.xml
+	rm -rf $(S3_JARS) && mkdir -p $(S3_JARS)
+	mvn -q -f build/s3-jars.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DexcludeGroupIds=io.netty,org.slf4j \
+	  -DexcludeArtifactIds=httpclient,httpcore,commons-codec,commons-logging \
+	  -DoutputDirectory=$(CURDIR)/$(S3_JARS)
 	touch $@
 
 ## run: the embedded default end to end on a generated demo world.
@@ -104,6 +117,11 @@ serve: setup
 	$(PY) -m reports serve $(SERVE_ARGS)
 
 ## bench-api: API p50/p99 and req/s on a year of gold, and Spark SQL for the same requests.
+## bench-s3: one small backfill on local disk, then on moto's S3 server on loopback;
+## wall and stage times side by side in bench-out/s3.{json,md}.
+bench-s3: setup
+	$(PY) -m benchmarks.s3
+
 ## bench-feeds: ingest rate of the same records as SPEC CSV, JSON lines, pcap, pcapng and a
 ## vendor CSV feed (read, parse, validate; no Delta write); bench-out/feeds.{json,md}.
 bench-feeds: setup
@@ -145,6 +163,14 @@ cluster: setup
 
 cluster-stop:
 	bin/spark-cluster.sh stop
+
+## dist: what a Spark run ships when conf/airflow.yaml says `spark.code: artifact`
+## (docs/airflow.md, "Shipping the code"): the jobs and reports packages as a zip for
+## --py-files, entrypoint.py and log4j2.properties beside it, an empty driver.jar (cluster
+## deploy mode on a standalone master: Spark's PythonRunner), and a wheel for an image.
+## Needs no .venv; the wheel's isolated build fetches setuptools from the package index.
+dist:
+	$(PYTHON_BIN) build/dist.py
 
 ## lock: re-pin requirements.txt from pyproject.toml's dependencies in a scratch virtualenv.
 lock:

@@ -7,8 +7,12 @@
 #   bin/spark-cluster.sh status
 #
 # Settings (environment): CLUSTER_DIR (pid files, logs, work dirs; default .cache/cluster),
-# MASTER_PORT (7077), MASTER_WEBUI_PORT (8090), WORKER_WEBUI_PORT (8091, next ones +1; 0: any),
-# WORKERS (2), WORKER_CORES (1), WORKER_MEMORY (3g).
+# MASTER_PORT (7077), MASTER_WEBUI_PORT (8090), MASTER_REST_PORT (6066), WORKER_WEBUI_PORT
+# (8091, next ones +1; 0: any), WORKERS (2), WORKER_CORES (1), WORKER_MEMORY (3g).
+#
+# The master's REST server (on MASTER_REST_PORT, loopback like the rest) answers the driver
+# status queries of `--deploy-mode cluster` runs: Airflow's SparkSubmitOperator polls it
+# (docs/airflow.md, "Shipping the code"). It has no authentication: never bind it elsewhere.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +20,7 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 CLUSTER_DIR="${CLUSTER_DIR:-$ROOT/.cache/cluster}"
 MASTER_PORT="${MASTER_PORT:-7077}"
 MASTER_WEBUI_PORT="${MASTER_WEBUI_PORT:-8090}"
+MASTER_REST_PORT="${MASTER_REST_PORT:-6066}"
 WORKER_WEBUI_PORT="${WORKER_WEBUI_PORT:-8091}"
 WORKERS="${WORKERS:-2}"
 WORKER_CORES="${WORKER_CORES:-1}"
@@ -38,6 +43,7 @@ start() {
   if alive "$CLUSTER_DIR/master.pid"; then
     echo "a master is already running (pid $(cat "$CLUSTER_DIR/master.pid")): $MASTER_URL"; return 0
   fi
+  SPARK_MASTER_OPTS="${SPARK_MASTER_OPTS:-} -Dspark.master.rest.enabled=true -Dspark.master.rest.port=$MASTER_REST_PORT" \
   nohup "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master \
     --host 127.0.0.1 --port "$MASTER_PORT" --webui-port "$MASTER_WEBUI_PORT" \
     >"$CLUSTER_DIR/logs/master.log" 2>&1 &

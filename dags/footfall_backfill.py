@@ -29,6 +29,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Param, dag, task
 
 from jobs.orchestration import backfill_args, load_airflow_settings, submit_kwargs
+from jobs.shipping import job_args
 
 SETTINGS = load_airflow_settings()
 
@@ -59,7 +60,7 @@ def footfall_backfill():
         from airflow.sdk.exceptions import AirflowFailException
 
         try:
-            return backfill_args(params or {}, SETTINGS.conf_dir)
+            return job_args(SETTINGS, backfill_args(params or {}, SETTINGS.conf_dir))
         except ValueError as exc:
             raise AirflowFailException(f"invalid params: {exc}") from None
 

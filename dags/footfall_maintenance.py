@@ -19,6 +19,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import CronTriggerTimetable, dag
 
 from jobs.orchestration import load_airflow_settings, submit_kwargs
+from jobs.shipping import job_args
 
 SETTINGS = load_airflow_settings()
 
@@ -37,8 +38,9 @@ SETTINGS = load_airflow_settings()
 def footfall_maintenance():
     SparkSubmitOperator(
         task_id="maintain",
-        application_args=["maintain", "--retain-hours", f"{SETTINGS.maintenance_retain_hours:g}",
-                          "--conf", SETTINGS.conf_dir],
+        application_args=job_args(SETTINGS, ["maintain", "--retain-hours",
+                                             f"{SETTINGS.maintenance_retain_hours:g}",
+                                             "--conf", SETTINGS.conf_dir]),
         **submit_kwargs(SETTINGS, "footfall-maintenance"),
     )
 

@@ -30,8 +30,8 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from footfall_assets import GOLD_GROUP_DATETIME
-from jobs.orchestration import (load_airflow_settings, local_date, run_date_template,
-                                submit_kwargs)
+from jobs.orchestration import load_airflow_settings, local_date, run_date_template, submit_kwargs
+from jobs.shipping import job_args
 
 SETTINGS = load_airflow_settings()
 RUN_DATE = run_date_template(SETTINGS)
@@ -52,8 +52,8 @@ SUMMARY = SETTINGS.summary_path("nightly", RUN_DATE)
 def footfall_nightly():
     nightly = SparkSubmitOperator(
         task_id="nightly",
-        application_args=["nightly", "--date", RUN_DATE, "--conf", SETTINGS.conf_dir,
-                          "--summary-json", SUMMARY],
+        application_args=job_args(SETTINGS, ["nightly", "--date", RUN_DATE, "--conf", SETTINGS.conf_dir,
+                                             "--summary-json", SUMMARY]),
         **submit_kwargs(SETTINGS, "footfall-nightly"),
     )
 
@@ -73,9 +73,9 @@ def footfall_nightly():
         path = SETTINGS.summary_path("nightly", day.isoformat())
         with open(path) as fh:
             summary = json.load(fh)
-        lakehouse = load_config(SETTINGS.conf_dir).storage.lakehouse
+        storage = load_config(SETTINGS.conf_dir).storage
         week_ago = day - dt.timedelta(days=7)
-        counts = mall_sessions(lakehouse, [day, week_ago])
+        counts = mall_sessions(storage.lakehouse, [day, week_ago], storage.delta_rs_options)
         rejected, read, share = quarantined_share(summary)
         print(f"run {summary.get('run_id')}: {rejected} of {read} records quarantined ({share:.2%}); "
               f"mall sessions on {day}: {counts[day]}, on {week_ago}: {counts[week_ago]}")

@@ -2,9 +2,9 @@
 ``python -m jobs …``; ``footfall reports …`` is the serving side's (:mod:`reports.__main__`).
 
 Thin: parse the arguments, load the config, build the Spark session, call jobs.run.
-Exit codes: 0 done; 2 bad input (config, arguments, landing), nothing written; 3 the
-lakehouse is busy with another run, or another writer changed it meanwhile: run again
-later; 1 any other failure (a rerun completes it, SPEC §9).
+Exit codes: 0 done; 2 bad input (config, arguments, landing, an S3 location out of reach),
+nothing written; 3 the lakehouse is busy with another run, or another writer changed it
+meanwhile: run again later; 1 any other failure (a rerun completes it, SPEC §9).
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.conf).with_storage(args.landing, args.lakehouse, args.master)
         if args.command in ("nightly", "backfill"):  # FOOTFALL_HMAC_KEY: warn, or stop if required
             check_hmac_key(cfg)
+        _check_locations(cfg, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -115,6 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         spark.stop()
+
+
+def _check_locations(cfg, args) -> None:
+    """Stop before Spark starts when the landing or the lakehouse is out of reach (a
+    missing connector, bucket or endpoint), with one message naming the setting."""
+    from jobs.config import ConfigError
+    from jobs.objectstore import location_problem
+    from jobs.paths import jars
+
+    st = cfg.storage
+    session = jars() + [j for j in st.spark_conf.get("spark.jars", "").split(",") if j.strip()]
+    where = [("--lakehouse" if args.lakehouse else "lakehouse (storage.yaml)", st.lakehouse)]
+    if args.command in ("nightly", "backfill"):
+        where.append(("--landing" if args.landing else "landing (storage.yaml)", st.landing))
+    for setting, location in where:
+        problem = location_problem(setting, location, st.spark_conf, session)
+        if problem:
+            raise ConfigError(problem)
 
 
 def _sql(cfg, args) -> int:

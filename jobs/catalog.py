@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Mapping
 
 from pyspark.sql import SparkSession
 
@@ -23,6 +24,7 @@ from jobs import progress
 from jobs.comments import RAW_TABLES, TABLES, VIEWS, TableDoc, ViewDoc
 from jobs.config import Catalog, Config
 from jobs.lock import holder, local_folder
+from jobs.objectstore import delta_rs_uri
 from jobs.spark import rows_df
 from jobs.spec import COMEBACK_COLUMNS, COMEBACK_WINDOWS, OBJECTS, REPORT_DEFAULTS
 from jobs.tables import SCHEMAS, Lakehouse
@@ -113,26 +115,34 @@ def view_statements(cat: Catalog) -> list[str]:
     return [_view(db, report, report_sql), _view(db, summary, summary_sql)]
 
 
-def _delta_rs(path: str):
-    """The Delta table at a local ``path`` through delta-rs (no Spark job), else None."""
-    folder = local_folder(path)
-    if folder is None or not (folder / "_delta_log").is_dir():
-        return None
+def _delta_rs(path: str, options: Mapping[str, str] | None = None):
+    """The Delta table at ``path`` through delta-rs (no Spark job), None when there is
+    none. ``options``: delta-rs storage options for an object store (:mod:`jobs.objectstore`)."""
     from deltalake import DeltaTable
-    return DeltaTable(str(folder))
+    from deltalake.exceptions import TableNotFoundError
+
+    folder = local_folder(path)
+    if folder is not None:
+        return DeltaTable(str(folder)) if (folder / "_delta_log").is_dir() else None
+    try:
+        return DeltaTable(delta_rs_uri(path), storage_options=dict(options or {}))
+    except TableNotFoundError:
+        return None
 
 
-def comment_statements(cat: Catalog, lakehouse: str) -> list[tuple[str, str]]:
+def comment_statements(cat: Catalog, lakehouse: str,
+                       options: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """The ``COMMENT ON TABLE`` / ``ALTER COLUMN … COMMENT`` statements that bring the
     comments kept in the Delta tables themselves to :mod:`jobs.comments`. The tables
     are named by path, so no metastore is needed; a table not written yet has none.
 
+    :param options: delta-rs storage options of an object store.
     :return: (catalog table name, statement) pairs; at most two per table.
     """
     out = []
     for t in tables(cat):
         path = f"{lakehouse.rstrip('/')}/{t.path}"
-        table = _delta_rs(path)
+        table = _delta_rs(path, options)
         if table is None:
             continue
         name = f"delta.`{path}`"
@@ -166,8 +176,7 @@ def object_rows(cfg: Config) -> list[tuple]:
 def sync_objects(spark: SparkSession, lake: Lakehouse, cfg: Config) -> bool:
     """Write ``gold/objects`` from the config where it differs; True when written."""
     rows = object_rows(cfg)
-    path = lake.path(OBJECTS)
-    table = _delta_rs(path)
+    table = _delta_rs(lake.path(OBJECTS), cfg.storage.delta_rs_options)
     if table is not None:
         before = [tuple(r.values()) for r in table.to_pyarrow_table().to_pylist()]
         if sorted(before) == rows:
@@ -181,7 +190,7 @@ def sync_lakehouse(spark: SparkSession, cfg: Config, lake: Lakehouse) -> list[st
     written only where they differ (under the run lock). Returns what was done."""
     cat = cfg.storage.catalog
     done = ["objects updated"] if sync_objects(spark, lake, cfg) else []
-    comments = comment_statements(cat, cfg.storage.lakehouse)
+    comments = comment_statements(cat, cfg.storage.lakehouse, cfg.storage.delta_rs_options)
     for _, sql in comments:
         spark.sql(sql)
     changed = list(dict.fromkeys(name for name, _ in comments))
@@ -202,7 +211,7 @@ def _fingerprint(cfg: Config) -> str | None:
     root = cfg.storage.lakehouse.rstrip("/")
     ids = []
     for t in tables(cat):
-        table = _delta_rs(f"{root}/{t.path}")
+        table = _delta_rs(f"{root}/{t.path}", cfg.storage.delta_rs_options)
         ids.append(f"{t.name}={table.metadata().id if table is not None else '-'}")
     text = "\n".join([str(ident), *ids, *table_statements(cat, cfg.storage.lakehouse),
                       *view_statements(cat), repr(object_rows(cfg))])

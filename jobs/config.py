@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,14 @@ class SqlServer(ConfigModel):
     conf: SparkConf = {}
 
 
+class RunLockSection(ConfigModel):
+    """storage.yaml ``run_lock``: the lease of the run lock on S3 (:mod:`jobs.s3lock`)."""
+
+    #: A run that dies without cleanup blocks the next one for at most this long; a live
+    #: run renews its lease every third of it.
+    lease_seconds: Annotated[Int, between(10, 86400)] = 300
+
+
 class CatalogSection(ConfigModel):
     """storage.yaml ``catalog``: the BI catalog over the lakehouse (docs/bi.md)."""
 
@@ -217,7 +226,7 @@ class CatalogSection(ConfigModel):
     update_on_run: Bool = True
     database: Annotated[str, AfterValidator(_database_name)] = "footfall"
     #: A folder for an embedded Derby metastore, or a Hive metastore URI (thrift://…).
-    #: Default: ``metastore`` beside a local lakehouse, else ``data/metastore``.
+    #: Default: ``metastore`` beside a local lakehouse, else one under ``data/metastores/``.
     metastore: Annotated[str | None, AfterValidator(lambda v: v or None)] = None
     #: Put bronze/probes and the quarantine (raw text: raw MACs) in the catalog too.
     include_raw: Bool = False
@@ -253,6 +262,7 @@ class StorageFile(ConfigModel):
     require_hmac_key: Bool = False
     spark: Annotated[SparkSection, NullAsEmptyMapping] = Field(default_factory=SparkSection)
     catalog: Annotated[CatalogSection, NullAsEmptyMapping] = Field(default_factory=CatalogSection)
+    run_lock: Annotated[RunLockSection, NullAsEmptyMapping] = Field(default_factory=RunLockSection)
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,13 @@ class Storage:
     spark_conf: dict[str, str]
     require_hmac_key: bool
     catalog: Catalog
+    lease_seconds: int = 300
+
+    @property
+    def delta_rs_options(self) -> dict[str, str]:
+        """delta-rs ``storage_options`` for the lakehouse (:mod:`jobs.objectstore`)."""
+        from jobs.objectstore import delta_rs_options
+        return delta_rs_options(self.spark_conf)
 
 
 # ---------------------------------------------------------------------------- the folder
@@ -345,7 +362,7 @@ def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
     storage = Storage(landing=resolve_path(st.landing, base), lakehouse=lakehouse,
                       spark_master=st.spark.master, spark_app_name=st.spark.app_name,
                       spark_conf=dict(st.spark.conf), require_hmac_key=st.require_hmac_key,
-                      catalog=catalog)
+                      catalog=catalog, lease_seconds=st.run_lock.lease_seconds)
     from jobs.feeds import load_feeds
     return Config(str(d), malls, objects, sensors, settings, storage, feeds=load_feeds(d),
                   _metastore_configured=c.metastore is not None)
@@ -353,9 +370,11 @@ def load_config(conf_dir: str | os.PathLike = "conf") -> Config:
 
 def default_metastore(lakehouse: str, base: str | os.PathLike) -> str:
     """The embedded metastore's folder when storage.yaml names none: ``metastore`` beside
-    a local lakehouse (``data/lakehouse`` → ``data/metastore``), else ``data/metastore``."""
+    a local lakehouse (``data/lakehouse`` → ``data/metastore``), else one folder per
+    remote lakehouse under ``data/metastores/`` (``s3a://b/lake`` → ``data/metastores/s3a-b-lake``)."""
     if "://" in lakehouse and not lakehouse.startswith("file:"):
-        return resolve_path("data/metastore", base)
+        name = "-".join(p for p in re.split(r"[^A-Za-z0-9_.]+", lakehouse) if p)
+        return resolve_path(f"data/metastores/{name}", base)
     return os.path.join(os.path.dirname(lakehouse.removeprefix("file://").rstrip("/")), "metastore")
 
 

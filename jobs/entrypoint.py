@@ -3,7 +3,8 @@
     spark-submit --master URL [--conf …] <jobs package>/entrypoint.py nightly --date D --conf DIR …
 
 The driver's Python must have the project installed (``make setup``; the DAGs pass their
-own interpreter as ``PYSPARK_PYTHON``).
+own interpreter as ``PYSPARK_PYTHON``), or the package comes with ``--py-files``:
+``make dist`` copies this script beside ``footfall-<version>.zip``.
 
 Runs ``jobs.__main__.main(argv)`` with the same arguments as ``python -m jobs``. One
 difference: under spark-submit the master is spark-submit's ``--master`` (Airflow's

@@ -4,10 +4,12 @@ Every run that writes (nightly, backfill, maintain) holds ``<lakehouse>/_footfal
 for its whole life. A second run started meanwhile stops at once, before any read or
 write, with a message naming the holder; it is safe to start it again later.
 
-The lock is an ``flock`` on a local file, so the kernel releases it when its holder
+On a local disk the lock is an ``flock``, so the kernel releases it when its holder
 dies, however it dies (``kill -9`` included): a crashed run never leaves a stale lock.
-On an object store (``s3a://``, ``abfss://`` …) there is no such primitive; there,
-Delta's optimistic concurrency makes the later of two conflicting commits fail (see
+On S3 (``s3a://``) it is a lease object taken with a conditional put
+(:mod:`jobs.s3lock`): a killed holder's lease ends after ``run_lock.lease_seconds``
+(storage.yaml). Other object stores (``abfss://`` …) have no lock here; there, Delta's
+optimistic concurrency makes the later of two conflicting commits fail (see
 :class:`ConcurrentRunError`) and the Airflow pool ``footfall_lakehouse`` keeps
 scheduled runs apart (docs/decisions.md).
 """
@@ -21,7 +23,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 from urllib.parse import urlparse
 
 LOCK_FILE = "_footfall.lock"
@@ -47,18 +49,25 @@ def local_folder(root: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def exclusive(root: str, command: str, lock_file: str = LOCK_FILE,
-              what: str = "lakehouse") -> Iterator[None]:
+def exclusive(root: str, command: str, lock_file: str = LOCK_FILE, what: str = "lakehouse",
+              spark_conf: Mapping[str, str] | None = None, lease_seconds: int = 300) -> Iterator[None]:
     """Hold the run lock of the lakehouse at ``root`` while the block runs.
 
     :param command: what the run is (``nightly --date …``), shown to a run that waits.
     :param lock_file, what: another lock of the same kind (the SQL server's on its
         metastore folder) and what the message calls its folder.
+    :param spark_conf, lease_seconds: on S3, the S3A settings that reach the bucket and
+        how long a lease lasts unless renewed.
     :raises LakehouseBusy: another run holds it.
     """
     folder = local_folder(root)
     if folder is None:
-        yield
+        if urlparse(root).scheme == "s3a":
+            from jobs.s3lock import lease
+            with lease(root, command, spark_conf or {}, lease_seconds, lock_file, what, LakehouseBusy):
+                yield
+        else:
+            yield
         return
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / lock_file
@@ -76,6 +85,13 @@ def exclusive(root: str, command: str, lock_file: str = LOCK_FILE,
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def lakehouse_lock(storage, command: str):
+    """:func:`exclusive` on the lakehouse of ``storage`` (a :class:`jobs.config.Storage`),
+    with its object-store settings and lease."""
+    return exclusive(storage.lakehouse, command, spark_conf=storage.spark_conf,
+                     lease_seconds=storage.lease_seconds)
 
 
 def holder(root: str, lock_file: str = LOCK_FILE) -> str | None:

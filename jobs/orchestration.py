@@ -13,14 +13,17 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from jobs.configfile import (ConfigModel, LaxInt, LaxNumber, NullAsEmptyMapping, OptionalText,
-                             SparkConf, TimeZone, at_least, between, load_model, resolve_path)
-from jobs.paths import ENTRYPOINT, JAR_DIR, LOG_CONFIG, PROJECT_ROOT
+from jobs.configfile import (Bool, ConfigModel, LaxInt, LaxNumber, Location,
+                             NullAsEmptyMapping, OptionalText, SparkConf, TimeZone, at_least,
+                             between, load_model, resolve_path)
+from jobs.paths import PROJECT_ROOT, jars
+from jobs.shipping import DRIVER_JAVA_OPTIONS, PYTHON_RUNNER, code_files
+
 #: The config folder the DAGs run the jobs with (default: the project's conf/).
 CONF_ENV = "FOOTFALL_CONF"
 
@@ -80,6 +83,18 @@ class SparkSubmit(ConfigModel):
     driver_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "4g"
     executor_memory: Annotated[OptionalText, BeforeValidator(_optional)] = "2g"
     conf: SparkConf = {}
+    #: installed: the driver's Python has the footfall package (make setup, or the image);
+    #: artifact: every run ships the package built by `make dist` (``--py-files``).
+    code: Literal["installed", "artifact"] = "installed"
+    artifact: Location = "dist"
+    #: null: the connection's (its extra ``deploy-mode``), else client.
+    deploy_mode: Literal["client", "cluster"] | None = None
+    #: The Python of the driver and its workers; null: this interpreter (client mode) or
+    #: the cluster's own (cluster mode).
+    python: Annotated[OptionalText, BeforeValidator(_optional)] = None
+    #: true: the connection's master is a Spark standalone one (spark://…). With
+    #: deploy_mode cluster the driver then starts through Spark's PythonRunner.
+    standalone_master: Bool = False
 
 
 class Maintenance(ConfigModel):
@@ -124,9 +139,20 @@ class AirflowSettings:
     driver_memory: str | None
     executor_memory: str | None
     spark_conf: dict[str, str]
+    code: str
+    artifact_dir: str
+    deploy_mode: str | None
+    python: str | None
+    standalone_master: bool
     runs_dir: str
     maintenance_cron: str
     maintenance_retain_hours: float
+
+    @property
+    def python_runner(self) -> bool:
+        """Whether the driver starts through Spark's PythonRunner: cluster deploy mode on a
+        standalone master, where spark-submit refuses a Python application."""
+        return self.standalone_master and self.deploy_mode == "cluster"
 
     @property
     def cron(self) -> str:
@@ -173,6 +199,11 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
         driver_memory=f.spark.driver_memory,
         executor_memory=f.spark.executor_memory,
         spark_conf=dict(f.spark.conf),
+        code=f.spark.code,
+        artifact_dir=resolve_path(f.spark.artifact, d.parent),
+        deploy_mode=f.spark.deploy_mode,
+        python=f.spark.python,
+        standalone_master=f.spark.standalone_master,
         # Relative to the folder holding conf/, as storage.yaml's paths are.
         runs_dir=resolve_path(f.runs, d.parent),
         maintenance_cron=f.maintenance.schedule,
@@ -183,23 +214,44 @@ def load_airflow_settings(folder: str | os.PathLike | None = None) -> AirflowSet
 def submit_kwargs(settings: AirflowSettings, name: str) -> dict[str, Any]:
     """SparkSubmitOperator arguments shared by every Footfall Spark task (no master:
     that is the connection's). Every such task runs in the lakehouse pool (one slot) and
-    one at a time per DAG, so no two Spark runs ever write the lakehouse together."""
-    conf = {
-        # The driver JVM is started by spark-submit: give it the jobs' quiet logging.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
-        **settings.spark_conf,
-    }
-    jars = ",".join(sorted(str(p) for p in JAR_DIR.glob("*.jar")))
+    one at a time per DAG, so no two Spark runs ever write the lakehouse together.
+    The tasks' ``application_args`` come from :func:`job_args`."""
+    code = code_files(settings)
+    cluster = settings.deploy_mode == "cluster"
+    runner = settings.python_runner
+    if not cluster:
+        # In client mode spark-submit starts the driver JVM here: give it the jobs' quiet logging.
+        conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{code.log_config}"}
+    elif runner:
+        # A standalone worker starts the driver JVM with none of spark-submit's options. It
+        # reads dist/ where this machine does (the script and the zip too), so the log file.
+        conf = {"spark.driver.extraJavaOptions":
+                f"{DRIVER_JAVA_OPTIONS} -Dlog4j2.configurationFile=file:{code.log_config}"}
+    else:
+        conf = {}  # YARN or Kubernetes: that log file is not on the driver's machine.
+    if cluster and settings.python:
+        # The provider passes no environment to a remote driver: Spark's settings instead.
+        conf.update({"spark.pyspark.python": settings.python,
+                     "spark.pyspark.driver.python": settings.python})
+    conf.update(settings.spark_conf)
+    python = settings.python or sys.executable
     return dict(
         conn_id=settings.conn_id,
-        application=str(ENTRYPOINT),
+        # PythonRunner: spark-submit runs a JAR's main class, and job_args puts the script
+        # and the zip first. --py-files ships the zip to the executors, and --files puts it
+        # where pyspark adds it to their Python path (--py-files alone names it as a file://
+        # URI that pyspark cannot copy: "Failed to add file … to Python path").
+        application=code.driver_jar if runner else code.entry,
+        **({"java_class": PYTHON_RUNNER, "files": code.py_files} if runner else {}),
         name=name,
         conf=conf,
-        jars=jars or None,
+        jars=",".join(jars()) or None,
         driver_memory=settings.driver_memory,
         executor_memory=settings.executor_memory,
-        # The driver (local or client mode) runs this project's Python.
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+        **({"py_files": code.py_files} if code.py_files else {}),
+        **({"deploy_mode": settings.deploy_mode} if settings.deploy_mode else {}),
+        # A local or client-mode driver runs this Python (or spark.python) and its workers too.
+        **({} if cluster else {"env_vars": {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python}}),
         max_active_tis_per_dag=1,
         **({"pool": settings.pool} if settings.pool else {}),
     )

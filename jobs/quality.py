@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
+from jobs.objectstore import delta_rs_uri
 from jobs.orchestration import Quality
 from jobs.spec import SESSIONS
 
@@ -65,19 +66,23 @@ def check(summary: Mapping[str, Any], sessions: Mapping[int, int], baseline: Map
     return problems
 
 
-def mall_sessions(lakehouse: str, dates: list[dt.date]) -> dict[dt.date, dict[int, int]]:
-    """date → mall id → mall-level sessions in ``<lakehouse>/silver/sessions``."""
+def mall_sessions(lakehouse: str, dates: list[dt.date],
+                  storage_options: dict[str, str] | None = None) -> dict[dt.date, dict[int, int]]:
+    """date → mall id → mall-level sessions in ``<lakehouse>/silver/sessions``.
+
+    :param storage_options: delta-rs settings for an object store
+        (:attr:`jobs.config.Storage.delta_rs_options`)."""
     import polars as pl
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    path = f"{lakehouse.rstrip('/')}/{SESSIONS}"
+    path = f"{delta_rs_uri(lakehouse.rstrip('/'))}/{SESSIONS}"
     out: dict[dt.date, dict[int, int]] = {d: {} for d in dates}
     try:
-        DeltaTable(path)
+        DeltaTable(path, storage_options=storage_options)
     except TableNotFoundError:
         return out
-    counts = (pl.scan_delta(path)
+    counts = (pl.scan_delta(path, storage_options=storage_options)
               .filter(pl.col("date").is_in(dates) & (pl.col("object_type") == "mall"))
               .group_by("date", "mall_id").len().collect())
     for d, mall, n in counts.iter_rows():

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from jobs import catalog, stages
 from jobs.config import Config, client_id_key
 from jobs.landing import check_landing
-from jobs.lock import ConcurrentRunError, exclusive
+from jobs.lock import ConcurrentRunError, lakehouse_lock
 from jobs.scope import DateRanges, by_mall, date_ranges_predicate
 from jobs.spec import PENDING_DATES
 from jobs.summary import Summary, stage
@@ -32,7 +32,7 @@ class RunError(RuntimeError):
 def writing(cfg: Config, command: str):
     """Hold the lakehouse's run lock (:mod:`jobs.lock`) while a run writes, and turn a
     Delta conflict with another writer into :class:`ConcurrentRunError`."""
-    with exclusive(cfg.storage.lakehouse, command):
+    with lakehouse_lock(cfg.storage, command):
         try:
             yield
         except DeltaConcurrentModificationException as exc:

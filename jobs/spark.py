@@ -3,6 +3,7 @@ small DataFrames from rows the driver holds."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Iterable, Mapping, Sequence
 
@@ -11,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from jobs.paths import JAR_DIR, LOG_CONFIG
+from jobs.paths import JAR_DIR, LOG_CONFIG, jars
 
 #: Settings every session gets; conf/storage.yaml's spark.conf adds to / overrides them.
 BASE_CONF: dict[str, str] = {
@@ -36,15 +37,28 @@ BASE_CONF: dict[str, str] = {
 }
 
 
-def delta_jars() -> list[str]:
-    """The Delta JARs from the setup cache; a clear error if setup was not run."""
-    jars = sorted(str(p) for p in JAR_DIR.glob("*.jar"))
-    if not any("delta-spark" in j for j in jars):
+def submitted_jars() -> list[str]:
+    """The JARs spark-submit gave this driver (``--jars``); [] outside spark-submit."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return []
+    from pyspark import SparkContext
+    SparkContext._ensure_initialized()
+    value = SparkContext._jvm.java.lang.System.getProperty("spark.jars") or ""
+    return [j for j in value.split(",") if j]
+
+
+def session_jars() -> list[str]:
+    """The JARs of every session (Delta Lake's, the S3 connector's) from the setup cache,
+    else (a driver run from the artifact of ``make dist``, away from the checkout)
+    spark-submit's; a clear error if neither."""
+    found = jars() or submitted_jars()
+    if not any("delta-spark" in j for j in found):
         raise RuntimeError(
-            f"Delta Lake JARs not found in {JAR_DIR}: run `make setup` once "
-            "(it resolves them from Maven Central so that no job downloads at run time)"
+            f"Delta Lake JARs not found in {JAR_DIR} nor in spark-submit's --jars: run "
+            "`make setup` once (it resolves them from Maven Central so that no job downloads "
+            "at run time)"
         )
-    return jars
+    return found
 
 
 def build_spark(master: str = "local[*]", app_name: str = "footfall",
@@ -54,16 +68,18 @@ def build_spark(master: str = "local[*]", app_name: str = "footfall",
     :param master: the Spark master URL (``local[*]``, ``spark://host:7077``, ``yarn`` …).
     :param app_name: the application name shown by the cluster.
     :param conf: extra Spark settings (conf/storage.yaml's ``spark.conf``); they win
-        over the base settings.
+        over the base settings, but a ``spark.jars`` there adds to the session's JARs.
     """
     builder = SparkSession.builder.master(master).appName(app_name)
-    settings = {**BASE_CONF, "spark.jars": ",".join(delta_jars())}
+    conf = dict(conf or {})
+    extra = [j for j in conf.pop("spark.jars", "").split(",") if j.strip()]
+    settings = {**BASE_CONF, "spark.jars": ",".join(session_jars() + extra)}
     if master.startswith("local"):
         # A local run talks only to itself: keep the driver on loopback. Its Python
         # workers (capture files, jobs/capture.py) run this interpreter, whatever PATH says.
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                          "spark.pyspark.python": sys.executable})
-    settings.update(conf or {})
+    settings.update(conf)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

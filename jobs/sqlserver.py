@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jobs import catalog
 from jobs.config import Catalog, Config
-from jobs.lock import LakehouseBusy, exclusive
+from jobs.lock import LakehouseBusy, exclusive, lakehouse_lock
 from jobs.tables import Lakehouse
 
 #: HiveServer2 authentication modes that check nobody.
@@ -104,7 +104,7 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None) -> int:
     :raises SqlServerError: a setting or the port forbids the start.
     :raises LakehouseBusy: another ``footfall sql`` serves the embedded metastore.
     """
-    from jobs.spark import build_spark, delta_jars
+    from jobs.spark import build_spark, session_jars
 
     cat = cfg.storage.catalog
     host, port = host or cat.host, port or cat.port
@@ -119,7 +119,7 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None) -> int:
                   **cat.server_conf}
         spark = build_spark(st.spark_master, "footfall-sql", {
             **st.spark_conf, **catalog.hive_conf(cat),
-            "spark.driver.extraClassPath": ":".join(delta_jars()),
+            "spark.driver.extraClassPath": ":".join(session_jars()),
             "spark.ui.enabled": "false",
             # Hadoop settings reach the server's HiveConf; spark-submit drops bare hive.* keys.
             **{f"spark.hadoop.{k}": v for k, v in server.items()}})
@@ -154,7 +154,7 @@ def _update(spark, cfg: Config) -> list[str]:
     """The catalog's lakehouse part (objects table, comments) when no run holds the
     lakehouse; a note otherwise (the next registration does it)."""
     try:
-        with exclusive(cfg.storage.lakehouse, "sql (catalog update)"):
+        with lakehouse_lock(cfg.storage, "sql (catalog update)"):
             catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, cfg.storage.lakehouse))
     except LakehouseBusy as exc:
         return [f"objects table and comments left as they are: {exc}"]

@@ -117,7 +117,8 @@ def _group_datetime(args) -> int:
     try:
         req = parse(query)
         objs = resolve_objects(cfg, req)
-        rep = report(Gold(cfg.storage.lakehouse, refresh_seconds=0), cfg, objs, req)
+        rep = report(Gold(cfg.storage.lakehouse, refresh_seconds=0,
+                   storage_options=cfg.storage.delta_rs_options), cfg, objs, req)
     except ReportError as exc:
         print(f"error ({exc.code}): {exc.message(FLAGS.get(exc.parameter))}", file=sys.stderr)
         return 2 if exc.status < 500 else 1
@@ -134,7 +135,8 @@ def _export(args) -> int:
 
     cfg = _config(args)
     date = args.date or dt.date.today() - dt.timedelta(days=1)
-    outcomes = exports.run(cfg, date, Gold(cfg.storage.lakehouse, refresh_seconds=0), args.name)
+    outcomes = exports.run(cfg, date, Gold(cfg.storage.lakehouse, refresh_seconds=0,
+                   storage_options=cfg.storage.delta_rs_options), args.name)
     failed = [o for o in outcomes if o.error]
     written = sum(len(o.files) for o in outcomes)
     print(f"exports for {date}: {written} files written, {len(failed)} failed, "

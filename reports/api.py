@@ -208,7 +208,8 @@ def create_app(conf_dir: str | os.PathLike = "conf", lakehouse: str | None = Non
     """
     cfg = load_config(conf_dir).with_storage(lakehouse=lakehouse)
     tokens = TokenStore(Path(cfg.conf_dir) / TOKENS_FILE, cfg)
-    gold = Gold(cfg.storage.lakehouse, refresh_seconds=refresh_seconds)
+    gold = Gold(cfg.storage.lakehouse, refresh_seconds=refresh_seconds,
+                storage_options=cfg.storage.delta_rs_options)
     if any(t.sha256 == digest(DEV_TOKEN) for t in tokens.tokens()):
         log.warning("%s/%s holds the documented development token: remove it before real use",
                     cfg.conf_dir, TOKENS_FILE)

@@ -291,7 +291,8 @@ def run(cfg: Config, date: dt.date, gold: Gold | None = None, names: list[str] |
         if unknown:
             raise ConfigError(f"--name: no export named {unknown[0]!r} in {cfg.conf_dir}/{EXPORTS_FILE}")
         exports = tuple(e for e in exports if e.name in names)
-    gold = gold or Gold(cfg.storage.lakehouse, refresh_seconds=0)
+    gold = gold or Gold(cfg.storage.lakehouse, refresh_seconds=0,
+                   storage_options=cfg.storage.delta_rs_options)
     outcomes = []
     for e in exports:
         if not is_due(e.when, date):

@@ -20,7 +20,6 @@ import functools
 import logging
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
@@ -29,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from jobs.config import Config, Obj
+from jobs.objectstore import delta_rs_uri
 from jobs.spec import GROUP_DATETIME, USER_TYPES
 from reports.params import MAX_OBJECT_BUCKETS, ReportError, ReportRequest, bad
 
@@ -157,12 +157,7 @@ class GoldUnavailable(ReportError):
 def gold_uri(lakehouse: str) -> str:
     """``<lakehouse>/gold/group_datetime`` in a form delta-rs opens (``s3a://`` is Spark's
     name for ``s3://``)."""
-    root = lakehouse.rstrip("/")
-    if root.startswith("s3a://"):
-        root = "s3://" + root[len("s3a://"):]
-    elif root.startswith("file:"):
-        root = urllib.parse.urlparse(root).path
-    return f"{root}/{GROUP_DATETIME}"
+    return f"{delta_rs_uri(lakehouse.rstrip('/'))}/{GROUP_DATETIME}"
 
 
 #: Gold columns one answer needs besides the comeback window's one.
@@ -227,7 +222,7 @@ class Gold:
             self._checked, self._last_error = now, ""
             if self._current is None or probe.version() != self._current.version:
                 # The probe becomes the shared snapshot and is never updated again.
-                self._current, self._probe = GoldSnapshot(probe), None
+                self._current, self._probe = GoldSnapshot(probe, self.storage_options), None
             else:
                 self._probe = probe
             return self._current
@@ -242,9 +237,11 @@ class Gold:
 class GoldSnapshot:
     """Gold at one version; shared by concurrent requests, never changed."""
 
-    def __init__(self, table):
+    def __init__(self, table, storage_options: dict[str, str] | None = None):
         self.table = table
         self.version: int = table.version()
+        # polars reads the files itself: the same endpoint settings (its keys are lower case).
+        self.storage_options = {k.lower(): v for k, v in (storage_options or {}).items()} or None
         # Deletion vectors: polars must read through delta-rs instead of the plain files.
         self.deletion_vectors = "deletionVectors" in (table.protocol().reader_features or [])
 
@@ -268,7 +265,7 @@ class GoldSnapshot:
                 & pl.col("bucket_date").is_between(first, last))
         columns = [*_READ, pl.col(comeback_column).alias("count_comeback_client")]
         if self.deletion_vectors:
-            lf = pl.scan_delta(self.table).filter((pl.col("mall_id") == mall_id)
+            lf = pl.scan_delta(self.table, storage_options=self.storage_options).filter((pl.col("mall_id") == mall_id)
                                                   & (pl.col("interval") == interval) & cond)
             return lf.select(columns).collect().cast(_ROW_SCHEMA)
         files = self.table.file_uris(file_pruning_predicate=[
@@ -280,7 +277,8 @@ class GoldSnapshot:
             return _EMPTY_ROWS
         # The files hold no partition columns (or, written by Spark, copies of them):
         # the partition is already chosen by the file list.
-        lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").filter(cond)
+        lf = pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore",
+                             storage_options=self.storage_options).filter(cond)
         return lf.select(columns).collect().cast(_ROW_SCHEMA)
 
 

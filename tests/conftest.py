@@ -1,5 +1,6 @@
 """Fixtures and hooks only: one SparkSession for the whole run (local[2], 2 shuffle
-partitions, UI off, session time zone UTC), small config folders, the ``heavy`` marker.
+partitions, UI off, session time zone UTC), small config folders, an S3 server on
+loopback, the ``heavy`` marker.
 Shared helpers that are not fixtures are in tests/helpers.py."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 
 from jobs.config import load_config
 from jobs.spark import build_spark
+from benchmarks import s3server
 from tests.helpers import TEST_SPARK_CONF, write_conf
 
 
@@ -40,3 +42,21 @@ def conf_dir(tmp_path) -> Path:
 @pytest.fixture
 def cfg(conf_dir):
     return load_config(conf_dir)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 + DynamoDB server on a free 127.0.0.1 port, with its test credentials in
+    this process's environment (the subprocesses a test starts inherit them)."""
+    import os
+
+    server = s3server.start()
+    saved = {k: os.environ.get(k) for k in s3server.CREDENTIALS}
+    os.environ.update(s3server.CREDENTIALS)
+    yield server
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    s3server.stop(server)

@@ -179,6 +179,10 @@ def test_the_embedded_metastore_sits_beside_the_lakehouse(tmp_path):
     assert cfg.storage.catalog.embedded
     moved = cfg.with_storage(lakehouse=str(tmp_path / "elsewhere" / "lake"))
     assert moved.storage.catalog.metastore == str(tmp_path / "elsewhere" / "metastore")
+    # A lakehouse on an object store: one embedded metastore per lakehouse, in the project.
+    for lake, folder in (("s3a://footfall/lake", "s3a-footfall-lake"), ("s3a://footfall/other", "s3a-footfall-other")):
+        assert (cfg.with_storage(lakehouse=lake).storage.catalog.metastore
+                == str(tmp_path / "data" / "metastores" / folder))
     (conf / "storage.yaml").write_text("catalog:\n  metastore: thrift://hms.internal:9083\n")
     remote = load_config(conf).with_storage(lakehouse=str(tmp_path / "x"))
     assert remote.storage.catalog.metastore == "thrift://hms.internal:9083"

@@ -56,3 +56,18 @@ def test_bad_date_is_a_usage_error():
     out = _jobs("nightly", "--date", "2016-02-30")
     assert out.returncode == 2
     assert "expected a date YYYY-MM-DD, got '2016-02-30'" in out.stderr
+
+
+def test_a_bucket_that_does_not_exist_stops_the_run_before_spark_with_one_line(tmp_path, s3_server):
+    conf = write_conf(tmp_path / "conf")
+    (conf / "storage.yaml").write_text("spark:\n  conf:\n" + "".join(
+        f"    {k}: {v}\n" for k, v in s3_server.spark_conf().items()))
+    (tmp_path / "landing").mkdir()
+    out = _jobs("nightly", "--date", "2016-02-01", "--conf", str(conf), "--landing",
+                str(tmp_path / "landing"), "--lakehouse", "s3a://no-such-bucket/lake", "--quiet")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == (
+        "config error: --lakehouse s3a://no-such-bucket/lake: the bucket 'no-such-bucket' does "
+        f"not exist at {s3_server.endpoint}")
+    assert "Traceback" not in out.stderr
+    assert "starting Spark" not in out.stdout + out.stderr

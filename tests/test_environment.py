@@ -12,7 +12,7 @@ import pyspark
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
 
-from jobs.spark import JAR_DIR, delta_jars
+from jobs.spark import JAR_DIR, session_jars
 
 
 def test_pyspark_and_pyspark_client_are_one_version_with_its_jars():
@@ -23,12 +23,22 @@ def test_pyspark_and_pyspark_client_are_one_version_with_its_jars():
         "pyspark/jars is missing: pyspark-client overwrote pyspark (run make setup)"
 
 
-def test_delta_jars_match_the_pip_package_and_the_spark_minor():
+def test_session_jars_match_the_pip_package_and_the_spark_minor():
     minor = ".".join(pyspark.__version__.split(".")[:2])
-    names = [Path(j).name for j in delta_jars()]
+    names = [Path(j).name for j in session_jars()]
     assert f"delta-spark_{minor}_2.13-{md.version('delta-spark')}.jar" in names
     assert f"delta-storage-{md.version('delta-spark')}.jar" in names
     assert JAR_DIR.is_dir()
+
+
+def test_the_s3_connector_is_the_hadoop_pyspark_bundles():
+    bundled = next(Path(pyspark.__file__).parent.joinpath("jars").glob("hadoop-client-api-*.jar"))
+    hadoop = bundled.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    names = [Path(j).name for j in session_jars()]
+    assert f"hadoop-aws-{hadoop}.jar" in names
+    # The few SDK modules S3A loads, not the 650 MB bundle of every AWS service.
+    assert any(n.startswith("s3-2.") for n in names)
+    assert not any(n.startswith("bundle-") for n in names)
 
 
 def test_spark_submit_is_the_installed_pyspark():
