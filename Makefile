@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .cache/jars
 S3_JARS := .cache/s3-jars
+LOGSTORE_SRC := jvm/footfall/delta/ConditionalPutLogStore.java
 JAVA_HOME ?= $(shell j=$$(command -v java 2>/dev/null) && dirname $$(dirname $$(readlink -f $$j)))
 export JAVA_HOME
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -64,12 +65,19 @@ $(JARS)/.resolved: build/delta-jars.pom.xml
 
 # The S3A connector of pyspark's Hadoop and the AWS SDK v2 modules it loads (13 MB),
 # without what pyspark/jars already holds (one version of each class on the class path).
-$(S3_JARS)/.resolved: build/s3-jars.pom.xml
+$(S3_JARS)/.resolved: build/s3-jars.pom.xml $(LOGSTORE_SRC) | $(VENV)/.installed $(JARS)/.resolved
 	rm -rf $(S3_JARS) && mkdir -p $(S3_JARS)
 	mvn -q -f build/s3-jars.pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	  -DexcludeGroupIds=io.netty,org.slf4j \
 	  -DexcludeArtifactIds=httpclient,httpcore,commons-codec,commons-logging \
 	  -DoutputDirectory=$(CURDIR)/$(S3_JARS)
+	# Our Delta log store for S3 (jvm/, docs/decisions.md): put-if-absent commits, so two
+	# drivers can write one table. Built against pyspark's Hadoop and Delta's storage JAR.
+	rm -rf $(S3_JARS)/classes
+	javac --release 17 -nowarn -d $(S3_JARS)/classes \
+	  -cp "$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars/*:$(JARS)/*:$(S3_JARS)/*" \
+	  $(LOGSTORE_SRC)
+	jar cf $(S3_JARS)/footfall-logstore.jar -C $(S3_JARS)/classes . && rm -rf $(S3_JARS)/classes
 	touch $@
 
 ## run: the embedded default end to end on a generated demo world.

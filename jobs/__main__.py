@@ -10,6 +10,7 @@ meanwhile: run again later; 1 any other failure (a rerun completes it, SPEC §9)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from jobs.argtypes import date_arg, mall_ids_arg
@@ -65,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
 
     from jobs.config import ConfigError, check_hmac_key, load_config
-    from jobs.landing import LandingError
-    from jobs.lock import ConcurrentRunError, LakehouseBusy
-    from jobs.maintenance import MaintenanceError
-    from jobs.run import RunError, backfill, maintain, nightly
-    from jobs.spark import build_spark
+    from jobs.lock import ConcurrentRunError, LakehouseBusy, held_for_run
 
     try:
         cfg = load_config(args.conf).with_storage(args.landing, args.lakehouse, args.master)
@@ -85,7 +82,37 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         from jobs import progress
         progress.enable()
-        progress.step("starting Spark (%s)", st.spark_master)
+    try:
+        # The writing commands hold the run lock from here: a busy lakehouse is reported
+        # before Spark's start-up, not after it.
+        with (held_for_run(st, _lock_command(cfg, args)) if args.command != "show"
+              else contextlib.nullcontext()):
+            return _with_spark(cfg, args)
+    except (LakehouseBusy, ConcurrentRunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _lock_command(cfg, args) -> str:
+    """The command as the run names itself to a run it keeps waiting."""
+    from jobs.run import backfill_command, maintain_command, nightly_command
+    if args.command == "nightly":
+        return nightly_command(args.date)
+    if args.command == "backfill":
+        return backfill_command(cfg, args.start, args.end, args.malls)
+    return maintain_command(args.retain_hours)
+
+
+def _with_spark(cfg, args) -> int:
+    """Start Spark and run the command; its exit code."""
+    from jobs import progress
+    from jobs.landing import LandingError
+    from jobs.maintenance import MaintenanceError
+    from jobs.run import RunError, backfill, maintain, nightly
+    from jobs.spark import build_spark
+
+    st = cfg.storage
+    progress.step("starting Spark (%s)", st.spark_master)
     conf = dict(st.spark_conf)
     if args.command in ("nightly", "backfill"):  # they register the BI catalog at their end
         from jobs.catalog import session_conf
@@ -111,9 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     except (RunError, LandingError, MaintenanceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (LakehouseBusy, ConcurrentRunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
     finally:
         spark.stop()
 

@@ -22,11 +22,12 @@ from pyspark.sql import SparkSession
 
 from jobs import progress
 from jobs.comments import RAW_TABLES, TABLES, VIEWS, TableDoc, ViewDoc
-from jobs.config import Catalog, Config
+from jobs.config import Config
 from jobs.lock import holder, local_folder
 from jobs.objectstore import delta_rs_uri
 from jobs.spark import rows_df
 from jobs.spec import COMEBACK_COLUMNS, COMEBACK_WINDOWS, OBJECTS, REPORT_DEFAULTS
+from jobs.storagefile import Catalog
 from jobs.tables import SCHEMAS, Lakehouse
 
 #: Held by ``footfall sql`` in an embedded metastore's folder while it serves it.
@@ -235,14 +236,6 @@ def is_registered(cfg: Config) -> bool:
         return False
 
 
-def _exists(spark: SparkSession, path: str) -> bool:
-    folder = local_folder(path)
-    if folder is not None:
-        return (folder / "_delta_log").is_dir()
-    from delta.tables import DeltaTable
-    return DeltaTable.isDeltaTable(spark, path)
-
-
 def _location(spark: SparkSession, name: str) -> str:
     """Where the catalog's table ``name`` points ('' when that cannot be read)."""
     try:
@@ -271,7 +264,7 @@ def register(spark: SparkSession, cfg: Config,
     root = cfg.storage.lakehouse.rstrip("/")
     for t, sql in zip(tables(cat), creates):
         path = f"{root}/{t.path}"
-        if _exists(spark, path):
+        if _delta_rs(path, cfg.storage.delta_rs_options) is not None:
             name = f"{cat.database}.{t.name}"
             if spark.catalog.tableExists(name) and _location(spark, name) != path:
                 spark.sql(f"DROP TABLE {name}")  # the lakehouse moved; external: no data goes

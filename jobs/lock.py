@@ -87,11 +87,42 @@ def exclusive(root: str, command: str, lock_file: str = LOCK_FILE, what: str = "
         os.close(fd)  # releases the flock
 
 
+#: Lakehouses whose lock this process holds for its whole run (:func:`held_for_run`).
+_HELD_FOR_RUN: set[str] = set()
+
+
 def lakehouse_lock(storage, command: str):
-    """:func:`exclusive` on the lakehouse of ``storage`` (a :class:`jobs.config.Storage`),
-    with its object-store settings and lease."""
+    """:func:`exclusive` on the lakehouse of ``storage`` (a :class:`jobs.storagefile.Storage`),
+    with its object-store settings and lease; nothing more inside :func:`held_for_run`,
+    which holds it already."""
+    if storage.lakehouse in _HELD_FOR_RUN:
+        return contextlib.nullcontext()
     return exclusive(storage.lakehouse, command, spark_conf=storage.spark_conf,
                      lease_seconds=storage.lease_seconds)
+
+
+@contextlib.contextmanager
+def held_for_run(storage, command: str) -> Iterator[None]:
+    """Hold the lakehouse's lock for a whole command, from before Spark starts: a busy
+    lakehouse is reported at once rather than after Spark's start-up. The run's own
+    :func:`lakehouse_lock` inside the block then takes nothing more (a second flock of
+    the same file by the same process would find it busy).
+
+    A local lakehouse that does not exist yet is not created for this: a run stopped by
+    bad input must leave nothing behind, so its lock waits for its first write.
+
+    :raises LakehouseBusy: another run holds it.
+    """
+    folder = local_folder(storage.lakehouse)
+    if folder is not None and not folder.is_dir():
+        yield
+        return
+    with lakehouse_lock(storage, command):
+        _HELD_FOR_RUN.add(storage.lakehouse)
+        try:
+            yield
+        finally:
+            _HELD_FOR_RUN.discard(storage.lakehouse)
 
 
 def holder(root: str, lock_file: str = LOCK_FILE) -> str | None:

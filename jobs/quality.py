@@ -71,7 +71,7 @@ def mall_sessions(lakehouse: str, dates: list[dt.date],
     """date → mall id → mall-level sessions in ``<lakehouse>/silver/sessions``.
 
     :param storage_options: delta-rs settings for an object store
-        (:attr:`jobs.config.Storage.delta_rs_options`)."""
+        (:attr:`jobs.storagefile.Storage.delta_rs_options`)."""
     import polars as pl
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError

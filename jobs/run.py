@@ -43,6 +43,22 @@ def writing(cfg: Config, command: str):
                 "it; run this one again") from None
 
 
+def nightly_command(date: dt.date) -> str:
+    """How a nightly run names itself to a run it keeps waiting (the lock's holder)."""
+    return f"nightly --date {date}"
+
+
+def backfill_command(cfg: Config, start: dt.date, end: dt.date, malls: list[int] | None) -> str:
+    """How a backfill names itself (all malls when ``malls`` is empty)."""
+    malls = malls or sorted(m.id for m in cfg.malls)
+    return f"backfill --from {start} --to {end} --malls {','.join(map(str, malls))}"
+
+
+def maintain_command(retain_hours: float) -> str:
+    """How a maintenance run names itself."""
+    return f"maintain --retain-hours {retain_hours:g}"
+
+
 def _start(spark: SparkSession, cfg: Config, command: str) -> tuple[Summary, Lakehouse, bytes]:
     """Checks before any write (landing folder, HMAC key), a new summary, the lakehouse,
     and the HMAC key this run uses."""
@@ -81,7 +97,7 @@ def nightly(spark: SparkSession, cfg: Config, date: dt.date,
     :raises LakehouseBusy: another run holds the lakehouse (nothing was done).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
-    summary, lake, key = _start(spark, cfg, f"nightly --date {date}")
+    summary, lake, key = _start(spark, cfg, nightly_command(date))
     with writing(cfg, summary.command):
         sensors = stages.sync_sensors(spark, lake, cfg, now.date())
         with stage(summary, "ingest", spark):
@@ -115,8 +131,7 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
         raise RunError(f"--malls: unknown mall id(s) {', '.join(map(str, unknown))}; "
                        f"config has {', '.join(map(str, sorted(known)))}")
     now = now or dt.datetime.now(dt.timezone.utc)
-    summary, lake, key = _start(
-        spark, cfg, f"backfill --from {start} --to {end} --malls {','.join(map(str, malls))}")
+    summary, lake, key = _start(spark, cfg, backfill_command(cfg, start, end, malls))
     ranges: DateRanges = {m: [(start, end)] for m in malls}
     with writing(cfg, summary.command):
         sensors = stages.sync_sensors(spark, lake, cfg, now.date())
@@ -135,7 +150,7 @@ def maintain(spark: SparkSession, cfg: Config, retain_hours: float) -> str:
     from jobs.maintenance import maintain as maintain_tables
     lake = Lakehouse(spark, cfg.storage.lakehouse)
     t0 = time.perf_counter()
-    with writing(cfg, f"maintain --retain-hours {retain_hours:g}"):
+    with writing(cfg, maintain_command(retain_hours)):
         reports = maintain_tables(spark, lake, retain_hours)
     lines = [f"footfall maintain — {cfg.storage.lakehouse} ({time.perf_counter() - t0:.1f}s)"]
     return "\n".join(lines + [r.render() for r in reports])

@@ -34,6 +34,9 @@ BASE_CONF: dict[str, str] = {
     # A JSON record with a key given twice: the last one counts (as Python's json does).
     "spark.sql.variant.allowDuplicateKeys": "true",
     "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
+    # Commits on S3 by put-if-absent, so a second driver cannot overwrite a version
+    # (jvm/footfall/delta/ConditionalPutLogStore.java; docs/decisions.md).
+    "spark.delta.logStore.s3a.impl": "footfall.delta.ConditionalPutLogStore",
 }
 
 

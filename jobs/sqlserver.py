@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from jobs import catalog
-from jobs.config import Catalog, Config
+from jobs.config import Config
 from jobs.lock import LakehouseBusy, exclusive, lakehouse_lock
+from jobs.storagefile import Catalog
 from jobs.tables import Lakehouse
 
 #: HiveServer2 authentication modes that check nobody.

@@ -71,3 +71,18 @@ def test_a_bucket_that_does_not_exist_stops_the_run_before_spark_with_one_line(t
         f"not exist at {s3_server.endpoint}")
     assert "Traceback" not in out.stderr
     assert "starting Spark" not in out.stdout + out.stderr
+
+
+def test_a_busy_lakehouse_is_reported_before_spark_starts(tmp_path):
+    from jobs.lock import exclusive
+
+    conf = write_conf(tmp_path / "conf")
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "lake").mkdir()
+    with exclusive(str(tmp_path / "lake"), "backfill --from 2016-01-04 --to 2016-01-10"):
+        out = _jobs("nightly", "--date", "2016-02-01", "--conf", str(conf), "--landing",
+                    str(tmp_path / "landing"), "--lakehouse", str(tmp_path / "lake"))
+    assert out.returncode == 3
+    assert "is busy: run `backfill --from 2016-01-04 --to 2016-01-10` (pid " in out.stderr
+    assert "starting Spark" not in out.stderr
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["_footfall.lock"]

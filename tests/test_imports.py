@@ -13,8 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 SPARK_FREE = ("reports.api", "reports.query", "reports.params", "reports.tokens", "reports.exports",
-              "reports.__main__", "jobs.spec", "jobs.paths", "jobs.config", "jobs.orchestration",
-              "jobs.quality", "jobs.shipping", "jobs.objectstore", "jobs.s3lock", "jobs.lock")
+              "reports.__main__", "jobs.spec", "jobs.paths", "jobs.config", "jobs.storagefile",
+              "jobs.orchestration", "jobs.quality", "jobs.shipping", "jobs.objectstore",
+              "jobs.s3lock", "jobs.lock")
 PRODUCT_PACKAGES = ("jobs", "reports", "dags")
 
 

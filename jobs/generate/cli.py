@@ -24,7 +24,7 @@ def _positive(s: str) -> int:
 def default_landing(conf: Path) -> Path:
     """The pipeline's landing folder: ``landing`` of conf/storage.yaml (default
     ``data/landing``), a relative path taken from the folder holding conf/."""
-    from jobs.config import StorageFile
+    from jobs.storagefile import StorageFile
     from jobs.configfile import load_model
 
     storage = conf / "storage.yaml"
