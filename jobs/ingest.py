@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
+from jobs.spark import rows_df
 from jobs.spec import (CSV_EXTENSIONS, EPOCH_MS_FROM, FIELDS, GZIP_EXTENSION, INVALID_MAC,
                        INVALID_RSSI, INVALID_TS, JSON_EXTENSIONS, MALFORMED, MAX_TS_AHEAD, MIN_TS,
                        RSSI_MAX, RSSI_MIN, TOO_LATE, UNKNOWN_SENSOR)
@@ -231,23 +232,33 @@ def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:
             .drop("_known_sensor"))
 
 
-def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC's inner and outer pads of ``key`` (RFC 2104, SHA-256's 64-byte block)."""
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
     key = key.ljust(64, b"\0")
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def client_id(mac: Column, key: bytes) -> Column:
-    """HMAC-SHA256(key, normalised MAC) as 64 hex digits, computed in the JVM."""
-    ipad, opad = _hmac_pads(key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(bytearray(ipad)), F.encode(mac, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(bytearray(opad)), inner), 256)
+def client_id(mac: Column, ipad: Column, opad: Column) -> Column:
+    """HMAC-SHA256 of the normalised MAC as 64 hex digits, computed in the JVM from the
+    key's inner and outer pads (:func:`hmac_pads`), given as columns."""
+    inner = F.unhex(F.sha2(F.concat(ipad, F.encode(mac, "UTF-8")), 256))
+    return F.sha2(F.concat(opad, inner), 256)
 
 
 def pseudonymise(df: DataFrame, key: bytes) -> DataFrame:
-    """Replace the MAC by ``client_id`` (SPEC §2, privacy): no later table sees a MAC."""
-    return df.withColumn("client_id", client_id(F.col("mac"), key)).drop("mac", "mac_text")
+    """Replace the MAC by ``client_id`` (SPEC §2, privacy): no later table sees a MAC.
+
+    The key's pads join as a one-row broadcast table rather than as literals: Spark
+    prints a literal in every plan (its UI, event logs, the History Server), and a pad is
+    as good as the key; a table's rows are not printed.
+    """
+    ipad, opad = hmac_pads(key)
+    pads = rows_df(df.sparkSession, [(ipad, opad)], "_ipad binary, _opad binary")
+    return (df.crossJoin(F.broadcast(pads))
+            .withColumn("client_id", client_id(F.col("mac"), F.col("_ipad"), F.col("_opad")))
+            .drop("mac", "mac_text", "_ipad", "_opad"))
 
 
 def locate(df: DataFrame, sensors: DataFrame, malls: DataFrame) -> DataFrame:

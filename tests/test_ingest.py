@@ -151,12 +151,25 @@ def test_split_lines_numbers_physical_lines_and_skips_blank_and_header(spark):
 
 
 def test_client_id_is_hmac_sha256_of_the_normalised_mac(spark):
-    key = b"k" * 70  # longer than a SHA-256 block: hashed first, as HMAC says
-    df = spark.createDataFrame([("aa:bb:cc:dd:ee:ff",)], "mac string")
-    got = df.select(ingest.client_id(F.col("mac"), key).alias("long_key"),
-                    ingest.client_id(F.col("mac"), b"dev").alias("short_key")).first()
-    assert got.long_key == hmac.new(key, b"aa:bb:cc:dd:ee:ff", hashlib.sha256).hexdigest()
-    assert got.short_key == hmac.new(b"dev", b"aa:bb:cc:dd:ee:ff", hashlib.sha256).hexdigest()
+    df = spark.createDataFrame([("aa:bb:cc:dd:ee:ff", "AA-BB-CC-DD-EE-FF")], "mac string, mac_text string")
+    long_key = b"k" * 70  # longer than a SHA-256 block: hashed first, as HMAC says
+    for key in (long_key, b"dev"):
+        got = ingest.pseudonymise(df, key)
+        assert got.columns == ["client_id"]  # the MAC, its text and the pads are gone
+        assert got.first().client_id == hmac.new(key, b"aa:bb:cc:dd:ee:ff", hashlib.sha256).hexdigest()
+
+
+def test_the_key_is_in_no_query_plan(spark):
+    # Spark's UI, event logs and History Server show the plans: a pad there is the key.
+    key = b"a-key-nobody-may-read-in-a-plan"
+    df = spark.createDataFrame([("aa:bb:cc:dd:ee:ff", "x")], "mac string, mac_text string")
+    out = ingest.pseudonymise(df, key)
+    out.collect()
+    qe = out._jdf.queryExecution()
+    plans = (qe.toString() + qe.executedPlan().toString()).lower()
+    ipad, opad = ingest.hmac_pads(key)
+    for secret in (ipad.hex(), opad.hex(), key.hex(), key.decode()):
+        assert secret not in plans
 
 
 def test_randomised_flag_is_the_locally_administered_bit(spark, cfg):
