@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs.config import ConfigError, check_hmac_key, load_config
     from jobs.lock import ConcurrentRunError, LakehouseBusy, held_for_run
+    from jobs.run import RunError
 
     try:
         cfg = load_config(args.conf).with_storage(args.landing, args.lakehouse, args.master)
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LakehouseBusy, ConcurrentRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except RunError as exc:  # e.g. an unknown --malls id, found before Spark starts
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _lock_command(cfg, args) -> str:

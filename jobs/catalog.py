@@ -131,19 +131,28 @@ def _delta_rs(path: str, options: Mapping[str, str] | None = None):
         return None
 
 
+def open_tables(cfg: Config) -> dict[str, object]:
+    """The catalog's Delta tables through delta-rs, by catalog name (None: not written
+    yet). A registration opens them once and passes them on: on an object store each
+    open is a few requests."""
+    root = cfg.storage.lakehouse.rstrip("/")
+    return {t.name: _delta_rs(f"{root}/{t.path}", cfg.storage.delta_rs_options)
+            for t in tables(cfg.storage.catalog)}
+
+
 def comment_statements(cat: Catalog, lakehouse: str,
-                       options: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+                       opened: Mapping[str, object]) -> list[tuple[str, str]]:
     """The ``COMMENT ON TABLE`` / ``ALTER COLUMN … COMMENT`` statements that bring the
     comments kept in the Delta tables themselves to :mod:`jobs.comments`. The tables
     are named by path, so no metastore is needed; a table not written yet has none.
 
-    :param options: delta-rs storage options of an object store.
+    :param opened: the tables as :func:`open_tables` gives them.
     :return: (catalog table name, statement) pairs; at most two per table.
     """
     out = []
     for t in tables(cat):
         path = f"{lakehouse.rstrip('/')}/{t.path}"
-        table = _delta_rs(path, options)
+        table = opened.get(t.name)
         if table is None:
             continue
         name = f"delta.`{path}`"
@@ -186,34 +195,39 @@ def sync_objects(spark: SparkSession, lake: Lakehouse, cfg: Config) -> bool:
     return True
 
 
-def sync_lakehouse(spark: SparkSession, cfg: Config, lake: Lakehouse) -> list[str]:
+def sync_lakehouse(spark: SparkSession, cfg: Config,
+                   lake: Lakehouse) -> tuple[list[str], dict[str, object]]:
     """The catalog's part in the lakehouse: the objects table and the tables' comments,
-    written only where they differ (under the run lock). Returns what was done."""
+    written only where they differ (under the run lock).
+
+    :return: what was done, and the tables opened for it (:func:`open_tables`, after the
+        objects table is written), for :func:`register` to use again.
+    """
     cat = cfg.storage.catalog
     done = ["objects updated"] if sync_objects(spark, lake, cfg) else []
-    comments = comment_statements(cat, cfg.storage.lakehouse, cfg.storage.delta_rs_options)
+    opened = open_tables(cfg)
+    # A comment adds a table version; the names and table ids that register uses stay.
+    comments = comment_statements(cat, cfg.storage.lakehouse, opened)
     for _, sql in comments:
         spark.sql(sql)
     changed = list(dict.fromkeys(name for name, _ in comments))
-    return done + ([f"comments of {', '.join(changed)} updated"] if changed else [])
+    return done + ([f"comments of {', '.join(changed)} updated"] if changed else []), opened
 
 
-def _fingerprint(cfg: Config) -> str | None:
+def _fingerprint(cfg: Config, opened: Mapping[str, object] | None = None) -> str | None:
     """What the embedded metastore holds after a registration: the statements, the
     Derby database's identity (a new database has none of them), the Delta tables'
     ids (a table written anew has lost its comments) and the objects table's rows.
-    None: no metastore yet."""
+    None: no metastore yet. ``opened``: the tables (:func:`open_tables`) if at hand."""
     cat = cfg.storage.catalog
     service = os.path.join(cat.metastore, "metastore_db", "service.properties")
     try:
         ident = os.stat(service).st_ino
     except OSError:
         return None
-    root = cfg.storage.lakehouse.rstrip("/")
-    ids = []
-    for t in tables(cat):
-        table = _delta_rs(f"{root}/{t.path}", cfg.storage.delta_rs_options)
-        ids.append(f"{t.name}={table.metadata().id if table is not None else '-'}")
+    opened = open_tables(cfg) if opened is None else opened
+    ids = [f"{name}={table.metadata().id if table is not None else '-'}"
+           for name, table in opened.items()]
     text = "\n".join([str(ident), *ids, *table_statements(cat, cfg.storage.lakehouse),
                       *view_statements(cat), repr(object_rows(cfg))])
     return hashlib.sha256(text.encode()).hexdigest()
@@ -246,13 +260,14 @@ def _location(spark: SparkSession, name: str) -> str:
     return where.removeprefix("file://").removeprefix("file:").rstrip("/")
 
 
-def register(spark: SparkSession, cfg: Config,
-             complete: bool = True) -> tuple[list[str], list[str]]:
+def register(spark: SparkSession, cfg: Config, complete: bool = True,
+             opened: Mapping[str, object] | None = None) -> tuple[list[str], list[str]]:
     """Create the database, its tables and views in ``spark``'s metastore (idempotent).
     A table no run has written yet is left out, and so is a view over it.
 
     :param complete: the lakehouse part (:func:`sync_lakehouse`) is done too: with
         nothing left out, mark the embedded metastore as holding this catalog.
+    :param opened: the tables as :func:`sync_lakehouse` opened them; opened here if not.
 
     :return: the names registered, and those left out.
     """
@@ -262,9 +277,10 @@ def register(spark: SparkSession, cfg: Config,
     spark.sql(database)
     done, missing = [], []
     root = cfg.storage.lakehouse.rstrip("/")
+    opened = open_tables(cfg) if opened is None else opened
     for t, sql in zip(tables(cat), creates):
         path = f"{root}/{t.path}"
-        if _delta_rs(path, cfg.storage.delta_rs_options) is not None:
+        if opened[t.name] is not None:
             name = f"{cat.database}.{t.name}"
             if spark.catalog.tableExists(name) and _location(spark, name) != path:
                 spark.sql(f"DROP TABLE {name}")  # the lakehouse moved; external: no data goes
@@ -280,7 +296,7 @@ def register(spark: SparkSession, cfg: Config,
             done.append(v.name)
     if derby and complete and not missing:
         with open(_marker(cat), "w") as fh:
-            fh.write(_fingerprint(cfg) or "")
+            fh.write(_fingerprint(cfg, opened) or "")
     return done, missing
 
 
@@ -323,8 +339,8 @@ def after_run(spark: SparkSession, cfg: Config, lake: Lakehouse) -> str | None:
                         f"{cat.metastore}; it registers the tables itself")
             return None  # registered already, or a session without a metastore (tests)
         open_metastore(spark, cfg)
-        done = sync_lakehouse(spark, cfg, lake)
-        names, _ = register(spark, cfg)
+        done, opened = sync_lakehouse(spark, cfg, lake)
+        names, _ = register(spark, cfg, opened=opened)
         done.insert(0, f"{len(names)} tables and views registered")
     except Exception as exc:  # noqa: BLE001 - any metastore failure; the data are written
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

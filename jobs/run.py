@@ -48,10 +48,23 @@ def nightly_command(date: dt.date) -> str:
     return f"nightly --date {date}"
 
 
+def backfill_malls(cfg: Config, malls: list[int] | None) -> list[int]:
+    """The malls a backfill covers: those named, every mall of the config when none.
+
+    :raises RunError: a named mall is not in the config.
+    """
+    known = {m.id for m in cfg.malls}
+    malls = malls or sorted(known)
+    unknown = sorted(set(malls) - known)
+    if unknown:
+        raise RunError(f"--malls: unknown mall id(s) {', '.join(map(str, unknown))}; "
+                       f"config has {', '.join(map(str, sorted(known)))}")
+    return malls
+
+
 def backfill_command(cfg: Config, start: dt.date, end: dt.date, malls: list[int] | None) -> str:
-    """How a backfill names itself (all malls when ``malls`` is empty)."""
-    malls = malls or sorted(m.id for m in cfg.malls)
-    return f"backfill --from {start} --to {end} --malls {','.join(map(str, malls))}"
+    """How a backfill names itself (:func:`backfill_malls` gives its malls)."""
+    return f"backfill --from {start} --to {end} --malls {','.join(map(str, backfill_malls(cfg, malls)))}"
 
 
 def maintain_command(retain_hours: float) -> str:
@@ -124,12 +137,7 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
     """
     if start > end:
         raise RunError(f"--from {start} is after --to {end}")
-    known = {m.id for m in cfg.malls}
-    malls = malls or sorted(known)
-    unknown = sorted(set(malls) - known)
-    if unknown:
-        raise RunError(f"--malls: unknown mall id(s) {', '.join(map(str, unknown))}; "
-                       f"config has {', '.join(map(str, sorted(known)))}")
+    malls = backfill_malls(cfg, malls)
     now = now or dt.datetime.now(dt.timezone.utc)
     summary, lake, key = _start(spark, cfg, backfill_command(cfg, start, end, malls))
     ranges: DateRanges = {m: [(start, end)] for m in malls}

@@ -33,10 +33,10 @@ def registered(spark, tmp_path_factory):
     """report_world's gold registered as database ``bi_test`` (twice: idempotent)."""
     conf, lake = make_world(tmp_path_factory.mktemp("catalog-world"))
     cfg = with_catalog(load_config(conf).with_storage(lakehouse=str(lake)), database="bi_test")
-    first = catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, str(lake)))
+    first, _ = catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, str(lake)))
     catalog.register(spark, cfg)
-    second = catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, str(lake)))
-    names = catalog.register(spark, cfg)
+    second, opened = catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, str(lake)))
+    names = catalog.register(spark, cfg, opened=opened)
     yield cfg, lake, first, second, names
     spark.sql("DROP DATABASE IF EXISTS bi_test CASCADE")
 

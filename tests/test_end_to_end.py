@@ -173,6 +173,7 @@ def test_nightly_day_by_day_equals_backfill_and_reruns_change_nothing(spark, wor
     _reruns_change_nothing(spark, cfg, lake, dt.date.fromisoformat(arrivals[-1].name), expected)
 
 
+@pytest.mark.heavy  # a whole run or two on the world: ~1 min; unit cases in test_ingest.py
 def test_a_redelivered_file_changes_nothing(spark, world, backfilled, tmp_path):
     # The backfill's lakehouse, copied as it is (its ingested files are the world's), and
     # one of the world's files delivered again under another folder, for this test only.
@@ -194,6 +195,7 @@ def test_a_redelivered_file_changes_nothing(spark, world, backfilled, tmp_path):
     assert _diff(gold_by_key(spark, lake), gold) == []
 
 
+@pytest.mark.heavy  # a whole run or two on the world: ~1 min; unit cases in test_ingest.py
 def test_too_late_records_wait_in_quarantine_for_a_backfill(spark, world, model, tmp_path):
     conf = _conf(tmp_path / "conf", "max_lateness_days: 3\n")
     landing, lake = tmp_path / "landing", tmp_path / "lake"
@@ -210,6 +212,7 @@ def test_too_late_records_wait_in_quarantine_for_a_backfill(spark, world, model,
     assert _diff(gold_by_key(spark, lake), model[0]) == []
 
 
+@pytest.mark.heavy  # a whole run or two on the world: ~1 min; unit cases in test_ingest.py
 def test_randomised_macs_included_when_configured(spark, world, tmp_path):
     conf = _conf(tmp_path / "conf", "randomized_macs: include\n")
     lake = tmp_path / "lake"
