@@ -18,7 +18,8 @@ a daily year for 10 zones; an hourly month for 5 zones; a monthly year for 20 zo
 API runs as ``python -m reports serve`` (uvicorn) on loopback; the client measures each
 request end to end (one client, keep-alive), then throughput with 4 clients. Before
 that, the first 100 requests after the server starts, with its start-up warm-up and
-without (``--no-warm-up``). Spark SQL
+without (``--no-warm-up``), for the scenarios in turn and for a dashboard's month
+(:func:`first_mixes`). Spark SQL
 answers the same filters on the same table in a local[2] session (rows collected to the
 driver, no zero-filling or JSON: a lower bound of its cost).
 
@@ -208,23 +209,36 @@ def measure_api(conf: Path, lake: Path, cases: dict[str, list[dict]], repeat: in
         return results
 
 
-def measure_first(conf: Path, lake: Path, cases: dict[str, list[dict]], n: int = 100) -> dict:
-    """The first ``n`` requests after ``reports serve`` starts (the scenarios in turn, one
-    client), with the server's start-up warm-up and with ``--no-warm-up``."""
-    mix = [p for turn in zip(*cases.values()) for p in turn]
+def first_mixes(cfg, cases: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The request mixes of :func:`measure_first`, as query parameters: the scenarios in
+    turn, and a dashboard's month (``benchmarks.loadtest.default_mix`` over March: every
+    interval of each mall, floors, zones, both malls; answers of 1 kB to 4.7 MB)."""
+    from benchmarks.loadtest import default_mix
+
+    return {"scenarios in turn": [_query(p) for turn in zip(*cases.values()) for p in turn],
+            "a dashboard month": default_mix(cfg, dt.date(2016, 3, 1), dt.date(2016, 3, 31))}
+
+
+def measure_first(conf: Path, lake: Path, mixes: dict[str, list[dict]], n: int = 100) -> dict:
+    """The first ``n`` requests after ``reports serve`` starts (each mix's requests in
+    turn, one client, a fresh server per mix), with the server's start-up warm-up and
+    with ``--no-warm-up``."""
     results = {}
-    for name, extra in (("warm-up", []), ("no warm-up", ["--no-warm-up"])):
-        with ApiServer(conf, lake, extra_args=extra) as server:
-            lat = []
-            with httpx.Client(headers={"x-token": TOKEN}, timeout=60) as http:
-                for i in range(n):
-                    t0 = time.perf_counter()
-                    http.get(f"{server.url}/reports/group_datetime",
-                             params=_query(mix[i % len(mix)])).raise_for_status()
-                    lat.append(time.perf_counter() - t0)
-        results[name] = {**_stats(lat), "first_ms": round(lat[0] * 1000, 1)}
-        print(f"  first {n} requests, {name:<11} first {results[name]['first_ms']:7.1f} ms  p50 "
-              f"{results[name]['p50_ms']:7.1f} ms  p99 {results[name]['p99_ms']:7.1f} ms", flush=True)
+    for start, extra in (("warm-up", []), ("no warm-up", ["--no-warm-up"])):
+        for mix_name, mix in mixes.items():
+            with ApiServer(conf, lake, extra_args=extra) as server:
+                lat, largest = [], 0
+                with httpx.Client(headers={"x-token": TOKEN}, timeout=60) as http:
+                    for i in range(n):
+                        t0 = time.perf_counter()
+                        r = http.get(f"{server.url}/reports/group_datetime", params=mix[i % len(mix)])
+                        lat.append(time.perf_counter() - t0)
+                        r.raise_for_status()
+                        largest = max(largest, len(r.content))
+            name = f"{start}, {mix_name}"
+            results[name] = {**_stats(lat), "first_ms": round(lat[0] * 1000, 1), "largest_bytes": largest}
+            print(f"  first {n} requests, {name:<32} first {results[name]['first_ms']:7.1f} ms  p50 "
+                  f"{results[name]['p50_ms']:7.1f} ms  p99 {results[name]['p99_ms']:7.1f} ms", flush=True)
     return results
 
 
@@ -277,12 +291,14 @@ def _table(results: dict) -> str:
                    if s else "– | – | – |"))
         lines.append("")
         if "first" in r:
-            lines += [f"The first requests after `reports serve` starts (layout `{layout}`, the "
-                      "scenarios in turn, one client):", "",
-                      "| server start | first request (ms) | p50 (ms) | p99 (ms) | max (ms) |",
-                      "|---|---:|---:|---:|---:|"]
-            lines += [f"| {name} ({f['n']} requests) | {f['first_ms']:.1f} | {f['p50_ms']:.1f} | "
-                      f"{f['p99_ms']:.1f} | {f['max_ms']:.1f} |" for name, f in r["first"].items()]
+            lines += [f"The first requests after `reports serve` starts (layout `{layout}`, one "
+                      "client, a fresh server per line):", "",
+                      "| server start, requests | first request (ms) | p50 (ms) | p99 (ms) | max (ms) "
+                      "| largest answer |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            lines += [f"| {name} ({f['n']}) | {f['first_ms']:.1f} | {f['p50_ms']:.1f} | "
+                      f"{f['p99_ms']:.1f} | {f['max_ms']:.1f} | {f['largest_bytes'] / 1024:,.0f} KiB |"
+                      for name, f in r["first"].items()]
             lines.append("")
     return "\n".join(lines)
 
@@ -344,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()  # no JVM beside the API while it is measured
     for layout in layouts:
         print(f"API, layout {layout}:", flush=True)
-        results["layouts"][layout]["first"] = measure_first(conf, cache / layout, cases)
+        results["layouts"][layout]["first"] = measure_first(conf, cache / layout, first_mixes(cfg, cases))
         results["layouts"][layout]["api"] = measure_api(conf, cache / layout, cases, args.repeat, 4)
     out.mkdir(parents=True, exist_ok=True)
     (out / "api-results.json").write_text(json.dumps(results, indent=2))

@@ -126,9 +126,9 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None) -> int:
             **{f"spark.hadoop.{k}": v for k, v in server.items()}})
         try:
             catalog.open_metastore(spark, cfg)
-            notes = _update(spark, cfg)
+            notes, opened = _update(spark, cfg)
             # Without the lakehouse part, the next run must not take the catalog as done.
-            names, missing = catalog.register(spark, cfg, complete=not notes)
+            names, missing = catalog.register(spark, cfg, complete=not notes, opened=opened)
             if missing:
                 notes.append(f"not registered yet (no run has written them): {', '.join(missing)}")
             jvm = spark._jvm
@@ -151,15 +151,16 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None) -> int:
                 pass
 
 
-def _update(spark, cfg: Config) -> list[str]:
+def _update(spark, cfg: Config) -> tuple[list[str], dict | None]:
     """The catalog's lakehouse part (objects table, comments) when no run holds the
-    lakehouse; a note otherwise (the next registration does it)."""
+    lakehouse, and the tables it opened (None: :func:`catalog.register` opens them);
+    a note otherwise (the next registration does it)."""
     try:
         with lakehouse_lock(cfg.storage, "sql (catalog update)"):
-            catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, cfg.storage.lakehouse))
+            _, opened = catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, cfg.storage.lakehouse))
     except LakehouseBusy as exc:
-        return [f"objects table and comments left as they are: {exc}"]
-    return []
+        return [f"objects table and comments left as they are: {exc}"], None
+    return [], opened
 
 
 def _wait() -> None:

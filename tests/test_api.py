@@ -212,6 +212,17 @@ def test_dst_end_day_has_25_hours_with_02_00_twice(client):
     assert rows[3] == expected_row("2016-10-30T02:00:00+01:00", 800, 6)
 
 
+def test_objects_of_two_malls_on_a_dst_day_have_their_own_hours(client):
+    # Mall 2's zone changes offset that night (25 hours), mall 1's does not (24): the
+    # lists of one answer differ in length, object by object.
+    body = get(client, "objects=2,1&interval=hourly&from=2016-10-30&to=2016-10-30").json()
+    assert list(body) == ["2", "1"]
+    assert [len(body["2"][t]) for t in USER_TYPES] == [25] * len(USER_TYPES)
+    assert [len(body["1"][t]) for t in USER_TYPES] == [24] * len(USER_TYPES)
+    assert body["2"]["visitor"][3] == expected_row("2016-10-30T02:00:00+01:00", 800, 6)
+    assert body["1"]["all"][23] == expected_row("2016-10-30T23:00:00+03:00", None, 0)
+
+
 def test_dst_start_day_has_23_hours_without_02_00(client):
     rows = get(client, "objects=2&interval=hourly&from=2016-03-27&to=2016-03-27").json()["2"]["all"]
     labels = [r["datetime"] for r in rows]
