@@ -162,18 +162,31 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
         # Nothing to add: a MERGE of nothing still plans and scans (~1 s a night).
         lake.ensure(QUARANTINE)
     _clear_repaired(lake, with_lines)
-    if touched:
-        pending = rows_df(spark, touched, SCHEMAS[PENDING_DATES])
-        lake.merge(PENDING_DATES, pending, ["mall_id", "date"])
+    _add_pending(spark, lake, touched)
+    # Appended, not MERGEd: the new files are by definition not in the registry (read
+    # above, and the run lock keeps it so), and each is listed once.
     registry = rows_df(
         spark, [(f.path, f.size, f.mtime_ms, summary.run_id) for f in new_files],
         "path string, size long, mtime_ms long, run_id string",
     ).select("path", "size", F.timestamp_millis("mtime_ms").alias("modification_time"), "run_id")
-    lake.merge(INGESTED_FILES, registry, ["path", "size", "modification_time"])
+    lake.append(INGESTED_FILES, registry)
     parsed.unpersist()
     for df in cached:
         df.unpersist()
     return touched
+
+
+def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) -> None:
+    """Record the (mall, date)s with new probes in ``ops/pending_dates``, each once: the
+    small table is read and only what it lacks is appended (a MERGE of a few rows
+    costs seconds of planning and jobs)."""
+    if not touched:
+        return
+    held = ({(r.mall_id, r.date) for r in lake.read(PENDING_DATES).collect()}
+            if lake.exists(PENDING_DATES) else set())
+    new = sorted(set(touched) - held)
+    if new:
+        lake.append(PENDING_DATES, rows_df(spark, new, SCHEMAS[PENDING_DATES]))
 
 
 def _clear_repaired(lake: Lakehouse, readable: set[str]) -> None:
