@@ -79,7 +79,7 @@ def bench_conf(folder: Path) -> Path:
 def _bucket_rows(cfg) -> list[tuple]:
     """(mall_id, object_id, object_type, interval, start epoch s, bucket_date, label) of
     every bucket of the year in which the bench world has sessions."""
-    from reports.query import buckets
+    from reports.buckets import buckets
 
     rows = []
     for mall in cfg.malls:

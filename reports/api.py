@@ -28,7 +28,8 @@ from jobs.config import Config, load_config
 from jobs.spec import COMEBACK_COLUMNS, INTERVALS, REPORT_DEFAULTS, USER_TYPES
 from reports.params import (MAX_OBJECT_BUCKETS, MAX_OBJECTS, THRESHOLD_VALUES, ReportError,
                             ReportRequest, parse, resolve_objects)
-from reports.query import Gold, GoldUnavailable, bucket_count, report
+from reports.buckets import bucket_count
+from reports.query import Gold, GoldUnavailable, report
 from reports.tokens import TOKENS_FILE, TokenStore, digest
 
 #: Uvicorn's error log: what the server prints at start (and where tracebacks go).

@@ -12,10 +12,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SPARK_FREE = ("reports.api", "reports.query", "reports.params", "reports.tokens", "reports.exports",
-              "reports.__main__", "jobs.spec", "jobs.paths", "jobs.config", "jobs.storagefile",
-              "jobs.orchestration", "jobs.quality", "jobs.shipping", "jobs.objectstore",
-              "jobs.s3lock", "jobs.lock")
+SPARK_FREE = ("reports.api", "reports.query", "reports.buckets", "reports.params", "reports.tokens",
+              "reports.exports", "reports.__main__", "jobs.spec", "jobs.paths", "jobs.config",
+              "jobs.storagefile", "jobs.orchestration", "jobs.quality", "jobs.shipping",
+              "jobs.objectstore", "jobs.s3lock", "jobs.lock")
 PRODUCT_PACKAGES = ("jobs", "reports", "dags")
 
 
