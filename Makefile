@@ -99,10 +99,10 @@ generate: setup
 ## test-heavy: crash (SIGKILL) and rerun, two runs at once, the API under load, the
 ## standalone cluster, Airflow dag.test(), every fuzz example and nightly run; CI runs both.
 test: setup
-	$(PY) -m pytest -q -m "not heavy" --durations=15 tests
+	$(PY) -m pytest -q -m "not heavy" --durations=30 tests
 
 test-heavy: setup
-	$(PY) -m pytest -q -m heavy --durations=15 tests
+	$(PY) -m pytest -q -m heavy --durations=30 tests
 
 bench: setup
 	$(PY) -m benchmarks.pipeline --write-docs

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -143,16 +144,21 @@ def _during(samples, span) -> list:
 
 def run_scenario(root: Path, *, clients: int = 50, seconds: float = 60, days: int = 7, devices: int = 30,
                  refresh_seconds: float = 0.5, warmup: float = 10.0, late_devices: int = 10,
-                 log=print) -> dict:
-    """The whole scenario under ``root`` (a fresh folder); the results (see module doc)."""
+                 log=print, backfill: Callable[[World], dict] | None = None) -> dict:
+    """The whole scenario under ``root`` (a fresh folder); the results (see module doc).
+    ``backfill``: the step 1 backfill, given the world, returning its stage timings (a test
+    runs it on its own SparkSession and spares a JVM start); the command line if None."""
     t_all = time.perf_counter()
     load_before = round(os.getloadavg()[0], 2)  # what the machine did before this run
     world = build_world(root, days, devices)
     late_date = world.start + dt.timedelta(days=1)
     log(f"world: {world.start} … {world.end}, {devices} devices a mall a day; backfill …")
-    backfill = run_jobs(world, "backfill", "--from", str(world.start), "--to", str(world.end),
-                        name="backfill")
-    log(f"backfill {sum(backfill['timings'].values()):.0f} s; starting the API")
+    if backfill is None:
+        backfill_timings = run_jobs(world, "backfill", "--from", str(world.start), "--to", str(world.end),
+                                    name="backfill")["timings"]
+    else:
+        backfill_timings = backfill(world)
+    log(f"backfill {sum(backfill_timings.values()):.0f} s; starting the API")
     from jobs.config import load_config
     cfg = load_config(world.conf)
     requests = loadtest.default_mix(cfg, world.start, world.end)
@@ -215,7 +221,7 @@ def run_scenario(root: Path, *, clients: int = 50, seconds: float = 60, days: in
         "requests": requests,
         "after_status": [status for status, _ in after],
         "late_date_all": {m: {"before": day_before[m], "after": day_after[m]} for m in day_before},
-        "backfill_timings": backfill["timings"],
+        "backfill_timings": backfill_timings,
         "nightly": {"timings": nightly["timings"], "gold_rows_written": nightly["gold_rows_written"],
                     "stage_spans_from_load_start": {k: [round(v[0] - load_t0, 1), round(v[1] - load_t0, 1)]
                                                     for k, v in nightly["stage_spans"].items()},

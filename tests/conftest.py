@@ -20,7 +20,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "heavy: runs for minutes (crash and rerun, two runs at once, the API under "
         "load, Airflow dag.test() with spark-submit, the standalone cluster, every fuzz example, "
-        "every night of the end-to-end world, the command-line privacy run): `make test-heavy`, "
+        "the later nights of the end-to-end world, the command-line privacy run): `make test-heavy`, "
         "not `make test`; CI runs both")
 
 

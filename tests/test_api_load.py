@@ -72,13 +72,19 @@ def test_a_broken_newer_commit_keeps_the_open_version(tmp_path, caplog):
 
 @pytest.mark.heavy
 @pytest.mark.timeout(900)
-def test_answers_under_load_during_a_nightly_run_are_whole_and_of_one_version(tmp_path):
+def test_answers_under_load_during_a_nightly_run_are_whole_and_of_one_version(spark, tmp_path):
     """20 clients while `python -m jobs nightly` replaces gold buckets; the API looks for a
-    new version on every request (refresh 0), the strictest case for mixed versions."""
+    new version on every request (refresh 0), the strictest case for mixed versions. The
+    backfill before it runs on this session's Spark (the nightly is the command line's)."""
     from benchmarks.loadscenario import markdown, run_scenario
+    from jobs import run
 
-    r = run_scenario(tmp_path / "load", clients=20, seconds=10, days=3, devices=10,
-                     refresh_seconds=0, warmup=2, late_devices=10, log=lambda *_: None)
+    def backfill(world) -> dict:
+        cfg = load_config(world.conf).with_storage(str(world.landing), str(world.lake))
+        return run.backfill(spark, cfg, world.start, world.end).timings
+
+    r = run_scenario(tmp_path / "load", clients=20, seconds=10, days=3, devices=10, refresh_seconds=0,
+                     warmup=2, late_devices=10, log=lambda *_: None, backfill=backfill)
     load, classes, gold_stage = r["load"], r["classes"], r["during_gold_stage"]
     assert load["by_status"] == {"200": load["requests"]} and load["requests"] > 0
     assert classes["torn"] == 0, classes["torn_samples"]

@@ -1,6 +1,6 @@
 """End to end on a small generated world: backfill = the independent reference model
-(tests/reference.py); nightly day by day = the model (four nights, late files among them)
-and = backfill (every night, `make test-heavy`); reruns change nothing; a redelivered file
+(tests/reference.py); nightly day by day = the model (four nights, late files among them);
+a backfill, then nightly runs = one whole backfill (`make test-heavy`); reruns change nothing; a redelivered file
 changes nothing; too-late records wait for a backfill (SPEC §9)."""
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def _reruns_change_nothing(spark, cfg, lake: Path, last_night: dt.date, expected
 
 #: The nightly test of `make test`: four nights, the first three (the 25th's folder also
 #: holds records of the 24th) and the 29th's (records of the 24th, five days late: another
-#: week's employee windows and comebacks change). `make test-heavy` runs every night.
+#: week's employee windows and comebacks change). `make test-heavy` runs the later nights
+#: after a backfill.
 QUICK_NIGHTS = ("2016-03-24", "2016-03-25", "2016-03-26", "2016-03-29")
 
 
@@ -163,14 +164,26 @@ def test_nightly_runs_with_late_files_equal_the_model_and_reruns_change_nothing(
     _reruns_change_nothing(spark, cfg, lake, dt.date.fromisoformat(QUICK_NIGHTS[-1]), expected)
 
 
-@pytest.mark.heavy  # ten nightly runs: minutes; the four-night test above is in `make test`
-def test_nightly_day_by_day_equals_backfill(spark, world, backfilled, tmp_path):
-    # That reruns change nothing is the four-night test's to show: here it would add a
-    # nightly run and a whole backfill (over a minute) and show nothing more.
+@pytest.mark.heavy  # a backfill and four nightly runs: minutes
+def test_nightly_runs_after_a_backfill_equal_one_whole_backfill(spark, world, backfilled, tmp_path):
+    """As a deployment starts: a backfill of what has arrived by the 29th, then the nightly
+    run of each later arrival folder, over the month end; gold then equals one backfill of
+    the whole world. (The first nights run one by one from an empty
+    lakehouse in the four-night test, in `make test`, which also reruns them.)"""
     arrivals = sorted(p for p in (world / "landing").iterdir() if p.is_dir())
-    assert any(dt.date.fromisoformat(p.name) > END for p in arrivals) or len(arrivals) >= DAYS
-    _, lake, _ = _nightly_day_by_day(spark, world, arrivals, tmp_path)
-    assert _diff(gold_by_key(spark, lake), gold_by_key(spark, backfilled[0])) == []
+    first = dt.date(2016, 3, 29)
+    landing = tmp_path / "landing"
+    for folder in arrivals:
+        if dt.date.fromisoformat(folder.name) <= first:
+            shutil.copytree(folder, landing / folder.name)
+    cfg = _cfg(world / "conf", landing, tmp_path / "lake")
+    run.backfill(spark, cfg, START, first, now=NOW)
+    later = [p for p in arrivals if dt.date.fromisoformat(p.name) > first]
+    assert [p.name for p in later] == ["2016-03-30", "2016-03-31", "2016-04-01", "2016-04-02"]
+    for folder in later:
+        shutil.copytree(folder, landing / folder.name)
+        run.nightly(spark, cfg, dt.date.fromisoformat(folder.name), now=NOW)
+    assert _diff(gold_by_key(spark, tmp_path / "lake"), gold_by_key(spark, backfilled[0])) == []
 
 
 @pytest.mark.heavy  # a whole run or two on the world: ~1 min; unit cases in test_ingest.py
