@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from jobs.configfile import (Bool, ConfigModel, LaxInt, LaxNumber, Location,
                              NullAsEmptyMapping, OptionalText, SparkConf, TimeZone, at_least,
                              between, load_model, resolve_path)
-from jobs.paths import PROJECT_ROOT, jars
+from jobs.paths import PROJECT_ROOT, driver_java_options, jars
 from jobs.shipping import DRIVER_JAVA_OPTIONS, PYTHON_RUNNER, code_files
 
 #: The config folder the DAGs run the jobs with (default: the project's conf/).
@@ -220,8 +220,9 @@ def submit_kwargs(settings: AirflowSettings, name: str) -> dict[str, Any]:
     cluster = settings.deploy_mode == "cluster"
     runner = settings.python_runner
     if not cluster:
-        # In client mode spark-submit starts the driver JVM here: give it the jobs' quiet logging.
-        conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{code.log_config}"}
+        # In client mode spark-submit starts the driver JVM here: give it the jobs' quiet
+        # logging, and the class archive of `make setup` if this machine has one.
+        conf = {"spark.driver.extraJavaOptions": driver_java_options(code.log_config)}
     elif runner:
         # A standalone worker starts the driver JVM with none of spark-submit's options. It
         # reads dist/ where this machine does (the script and the zip too), so the log file.

@@ -1,6 +1,6 @@
-"""Where the project's own files are: the JARs, the Spark log settings, the
-spark-submit entry point, and the default config folder. Spark-free (the DAG files
-import it at parse time).
+"""Where the project's own files are: the JARs, the Spark log settings, the driver JVM's
+class archive (and the driver options that use them), the spark-submit entry point, and
+the default config folder. Spark-free (the DAG files import it at parse time).
 
 The project folder is ``$FOOTFALL_HOME`` when set, else the folder holding this package
 (an editable install, ``make setup``, keeps the package in the checkout). Imported from
@@ -26,6 +26,9 @@ PROJECT_ROOT = Path(os.environ.get("FOOTFALL_HOME")
 JAR_DIR = PROJECT_ROOT / ".cache" / "jars"
 #: The object-store connectors (S3A and the AWS SDK modules it loads), resolved with them.
 S3_JAR_DIR = PROJECT_ROOT / ".cache" / "s3-jars"
+#: The driver JVM's class-data-sharing archive, written by `make setup`
+#: (build/jvm_archive.py); a driver starts without it when it is absent.
+JVM_ARCHIVE = PROJECT_ROOT / ".cache" / "jvm" / "footfall.jsa"
 #: The script spark-submit runs (``python -m jobs`` cannot be submitted).
 ENTRYPOINT = PACKAGE_DIR / "entrypoint.py"
 
@@ -52,3 +55,14 @@ def _real_file(name: str) -> Path:
 
 #: Quiet Spark logging for the driver JVM.
 LOG_CONFIG = _real_file("log4j2.properties")
+
+
+def driver_java_options(log_config: Path = LOG_CONFIG) -> str:
+    """The options of a driver JVM started on this machine: the jobs' quiet logging, and
+    the class archive of `make setup` when there is one. The JVM maps that archive only
+    if it was written by the same JDK for the same class path, and otherwise starts as
+    without it; its CDS messages are off so that such a start stays quiet."""
+    options = f"-Dlog4j2.configurationFile=file:{log_config}"
+    if JVM_ARCHIVE.is_file():
+        options += f" -XX:SharedArchiveFile={JVM_ARCHIVE} -Xlog:cds=off -Xlog:cds+dynamic=off"
+    return options

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from jobs.paths import JAR_DIR, LOG_CONFIG, jars
+from jobs.paths import JAR_DIR, driver_java_options, jars
 
 #: Settings every session gets; conf/storage.yaml's spark.conf adds to / overrides them.
 BASE_CONF: dict[str, str] = {
@@ -33,7 +33,6 @@ BASE_CONF: dict[str, str] = {
     "spark.hadoop.parquet.block.row.count.limit": "100000",
     # A JSON record with a key given twice: the last one counts (as Python's json does).
     "spark.sql.variant.allowDuplicateKeys": "true",
-    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}",
     # Commits on S3 by put-if-absent, so a second driver cannot overwrite a version
     # (jvm/footfall/delta/ConditionalPutLogStore.java; docs/decisions.md).
     "spark.delta.logStore.s3a.impl": "footfall.delta.ConditionalPutLogStore",
@@ -76,7 +75,8 @@ def build_spark(master: str = "local[*]", app_name: str = "footfall",
     builder = SparkSession.builder.master(master).appName(app_name)
     conf = dict(conf or {})
     extra = [j for j in conf.pop("spark.jars", "").split(",") if j.strip()]
-    settings = {**BASE_CONF, "spark.jars": ",".join(session_jars() + extra)}
+    settings = {**BASE_CONF, "spark.jars": ",".join(session_jars() + extra),
+                "spark.driver.extraJavaOptions": driver_java_options()}
     if master.startswith("local"):
         # A local run talks only to itself: keep the driver on loopback. Its Python
         # workers (capture files, jobs/capture.py) run this interpreter, whatever PATH says.

@@ -18,6 +18,7 @@ Transforms come from :mod:`jobs.ingest`, :mod:`jobs.sessions`, :mod:`jobs.classi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -156,12 +157,17 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
             spark, [(uris[path], 0, None, None, CORRUPT_FILE, None, None, summary.run_id, None) for path in corrupt],
             SCHEMAS[QUARANTINE])
         rejected = rejected.unionByName(whole)
-    if summary.rejected:
-        lake.merge(QUARANTINE, rejected, ["source_file", "line_no"])
-    else:
+    held = _quarantined(lake, uris.values())
+    if not summary.rejected:
         # Nothing to add: a MERGE of nothing still plans and scans (~1 s a night).
         lake.ensure(QUARANTINE)
-    _clear_repaired(lake, with_lines)
+    elif held:
+        lake.merge(QUARANTINE, rejected, ["source_file", "line_no"])
+    else:
+        # No file of this run has rows there (a file is quarantined again only when it is
+        # delivered again, changed, under its old name): nothing to match.
+        lake.append(QUARANTINE, rejected)
+    _clear_repaired(lake, {f for f, reasons in held.items() if CORRUPT_FILE in reasons} & with_lines)
     _add_pending(spark, lake, touched)
     # Appended, not MERGEd: the new files are by definition not in the registry (read
     # above, and the run lock keeps it so), and each is listed once.
@@ -189,16 +195,23 @@ def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) 
         lake.append(PENDING_DATES, rows_df(spark, new, SCHEMAS[PENDING_DATES]))
 
 
-def _clear_repaired(lake: Lakehouse, readable: set[str]) -> None:
-    """A file once quarantined whole as corrupt, delivered again and now readable,
-    leaves the quarantine: its records are in bronze or quarantined line by line."""
-    if not lake.exists(QUARANTINE):
-        return
-    held = {r.source_file for r in lake.read(QUARANTINE).where(f"reason = '{CORRUPT_FILE}'")
-            .select("source_file").collect()}
-    repaired = sorted(held & readable)
+def _quarantined(lake: Lakehouse, files: Iterable[str]) -> dict[str, set[str]]:
+    """The reasons ``bronze/quarantine`` holds rows for, per file among ``files``."""
+    names = ", ".join("'" + f.replace("'", "''") + "'" for f in sorted(set(files)))
+    if not names or not lake.exists(QUARANTINE):
+        return {}
+    held: dict[str, set[str]] = {}
+    for r in (lake.read(QUARANTINE).where(f"source_file IN ({names})")
+              .select("source_file", "reason").distinct().collect()):
+        held.setdefault(r.source_file, set()).add(r.reason)
+    return held
+
+
+def _clear_repaired(lake: Lakehouse, repaired: set[str]) -> None:
+    """Files once quarantined whole as corrupt, delivered again and now readable, leave
+    the quarantine: their records are in bronze or quarantined line by line."""
     if repaired:
-        files = ", ".join("'" + f.replace("'", "''") + "'" for f in repaired)
+        files = ", ".join("'" + f.replace("'", "''") + "'" for f in sorted(repaired))
         lake.delete(QUARANTINE, f"reason = '{CORRUPT_FILE}' AND source_file IN ({files})")
 
 

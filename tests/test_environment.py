@@ -1,10 +1,12 @@
 """The installed environment: pyspark (not a pyspark-client mix), Delta's JARs for this
-Spark minor, and a real Delta write/read/MERGE through build_spark()."""
+Spark minor, the driver's class archive, and a real Delta write/read/MERGE through
+build_spark()."""
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pyspark
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
 
+from jobs import paths
 from jobs.spark import JAR_DIR, session_jars
 
 
@@ -46,6 +49,30 @@ def test_spark_submit_is_the_installed_pyspark():
     out = subprocess.run([str(bin_dir / "spark-submit"), "--version"], capture_output=True, text=True,
                          env={**os.environ, "SPARK_HOME": str(bin_dir.parent)}, timeout=120)
     assert f"version {pyspark.__version__}" in out.stdout + out.stderr
+
+
+def test_the_session_jvm_maps_the_class_archive_of_make_setup(spark):
+    # The JVM keeps an archive it cannot use quietly: only its mapped size shows it is in
+    # use (the JDK's own base archive alone is a few dozen MB; ours is ~240 MB).
+    assert paths.JVM_ARCHIVE.is_file(), "no class archive: run make setup"
+    jvm = spark.sparkContext._jvm
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    jcmd = Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "jcmd"
+    info = subprocess.run([str(jcmd), str(pid), "VM.info"], capture_output=True, text=True,
+                          timeout=60).stdout
+    mapped = re.search(r"CDS archive\(s\) mapped at: .*?size (\d+)", info)
+    assert mapped and int(mapped.group(1)) > paths.JVM_ARCHIVE.stat().st_size
+
+
+def test_a_driver_without_the_archive_starts_with_the_log_settings_alone(monkeypatch, tmp_path):
+    log = tmp_path / "log4j2.properties"
+    monkeypatch.setattr(paths, "JVM_ARCHIVE", tmp_path / "absent.jsa")
+    assert paths.driver_java_options(log) == f"-Dlog4j2.configurationFile=file:{log}"
+    monkeypatch.setattr(paths, "JVM_ARCHIVE", log)
+    log.write_text("")
+    assert paths.driver_java_options(log) == (
+        f"-Dlog4j2.configurationFile=file:{log} -XX:SharedArchiveFile={log} "
+        "-Xlog:cds=off -Xlog:cds+dynamic=off")
 
 
 def test_a_delta_table_round_trip(spark, tmp_path):

@@ -1,7 +1,7 @@
 """Feeds through the ingest (jobs/formats.py, jobs/stages.py): a landing of SPEC JSON
 lines, a pcap, a gzip'd pcapng, a vendor CSV and files of no known format. Every record
 takes the one validation path; what lands in bronze and in the quarantine is written
-out by hand below."""
+out by hand below, also after files are delivered again under their names."""
 
 from __future__ import annotations
 
@@ -161,3 +161,27 @@ def test_every_format_joins_the_one_validation_path(spark, tmp_path):
             ("b-1", int(ms("2016-10-29T21:59:59.999")), -50)} <= bronze(lake)
     assert (int(ms("2016-10-29T21:59:59.999")), "2016-10-29") in bronze_dates(lake, "b-1")
     assert not {q for q in quarantine(lake) if q[2] == "too_late"}
+
+
+def test_files_delivered_again_under_their_names_update_the_quarantine(spark, tmp_path):
+    cfg, lake, _ = ingest(spark, tmp_path)
+    landing = tmp_path / "landing"
+    # The broken capture arrives whole; the old export again, with a second line.
+    (landing / "sniffer/broken.pcap").write_bytes(
+        pcap([((1478476810, 0), rt(probe("a4:5e:60:00:00:05"), -73))]))       # 2016-11-07T00:00:10Z
+    (landing / "exports/old.csv").write_bytes(
+        b"Sniffer;MAC;Local time;Signal (dBm)\n"
+        b"b-1;a4:5e:60:00:00:0b;2016-10-30 12:00:00;-60\nb-1;a4:5e:60:00:00:0b;2016-10-30 12:00:01;-61\n")
+    again = Summary("test", "again-run")
+    stages.ingest_new_files(spark, lake, cfg, again, hmac_key()[0], NOW, None)
+    assert again.files_new == 2
+    # A list, not a set: a line quarantined twice would show.
+    assert sorted((rel(r.source_file), r.line_no, r.reason) for r in lake.read(QUARANTINE).collect()) == [
+        ("exports/alexa.csv", 5, "invalid_ts"),
+        ("exports/alexa.csv", 7, "unknown_sensor"),
+        ("exports/alexa.csv", 8, "malformed"),
+        ("exports/old.csv", 2, "malformed"),
+        ("exports/old.csv", 3, "malformed"),
+        ("sniffer/2016-11-07/a.pcap", 5, "malformed"),
+    ]
+    assert ("s-2", int(ms("2016-11-07T00:00:10")), -73) in bronze(lake)
