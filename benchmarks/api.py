@@ -5,13 +5,15 @@ The table: a demo-shaped world of 2 malls (Moscow, Berlin) × 2 floors × 6 zone
 objects, every object with sessions in every open hour (08:00–24:00 local) of 2016, so
 every bucket has its 28 × 7 rows: ~37 million rows, written by Spark with the pipeline's
 settings (``jobs.spark.build_spark``: row groups of 100,000 rows), partitioned by
-``jobs.spec.GOLD_PARTITIONS``. Two layouts of the same rows, one file per partition:
+``jobs.spec.GOLD_PARTITIONS``. Three layouts of the same rows:
 
-* ``unsorted`` — the old layout, as gold was first written: rows of a bucket together
+* ``unsorted`` — the first layout, one file per partition: rows of a bucket together
   but buckets in no particular order, so row-group statistics skip little;
-* ``clustered`` — the layout the pipeline writes now: each partition sorted by
-  ``jobs.spec.GOLD_SORT`` (object, thresholds, bucket start), so that the row groups'
-  statistics let a request skip what it does not need (docs/decisions.md, "Report API").
+* ``clustered`` — the second, one file per partition sorted by ``jobs.spec.GOLD_SORT``
+  (object, thresholds, bucket start), so that the row groups' statistics let a request
+  skip what it does not need (docs/decisions.md, "Report API");
+* ``periods`` — the layout the pipeline writes now (``jobs.layout``): the same order, one
+  file per partition and period (a month of hourly buckets, a year of the others').
 
 The requests (varied between repetitions: objects, months, threshold pairs, windows):
 a daily year for 10 zones; an hourly month for 5 zones; a monthly year for 20 zones. The
@@ -53,7 +55,7 @@ MALLS = [(215, "Galereya", "Europe/Moscow"), (1290, "Alexa", "Europe/Berlin")]
 TOKEN = "bench-token"
 PAIRS = [(5, 20), (2, 45), (10, 30), (15, 15), (5, 10)]
 WINDOWS = ["2 week", "1 month", "3 month", "1 year"]
-LAYOUTS = ("unsorted", "clustered")
+LAYOUTS = ("unsorted", "clustered", "periods")
 
 
 def bench_conf(folder: Path) -> Path:
@@ -118,7 +120,12 @@ def write_table(spark, cfg, path: Path, layout: str) -> int:
                   *[(sessions / (k + 4)).cast("long").alias(w.column)
                     for k, w in enumerate(COMEBACK_WINDOWS)])
           .select(*SCHEMAS[GROUP_DATETIME].fieldNames()))
-    writer = df.repartition(*GOLD_PARTITIONS)
+    if layout == "periods":
+        from jobs.layout import gold_files
+        from jobs.spec import gold_file_start
+        writer = gold_files(df, {(m, i, gold_file_start(i, d)) for m, _, _, i, _, d, _ in _bucket_rows(cfg)})
+    else:
+        writer = df.repartition(*GOLD_PARTITIONS)
     if layout == "clustered":
         # Partition columns first, as the pipeline sorts: the writer keeps this order.
         writer = writer.sortWithinPartitions(*GOLD_PARTITIONS, *GOLD_SORT)
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--cache", default=str(ROOT / ".cache" / "bench-api"), help="where the tables are kept")
     p.add_argument("--out", default=str(ROOT / "bench-out"))
-    p.add_argument("--layouts", default=",".join(LAYOUTS), help="unsorted,clustered (default: both)")
+    p.add_argument("--layouts", default=",".join(LAYOUTS), help="unsorted,clustered,periods (default: all)")
     p.add_argument("--repeat", type=int, default=200, help="API requests per scenario (default: 200)")
     p.add_argument("--spark-repeat", type=int, default=20,
                    help="Spark SQL queries per scenario (default: 20)")

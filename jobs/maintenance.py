@@ -3,10 +3,12 @@
 Nightly runs replace a few days, weeks and months of each table at a time, so every
 partition collects one small file per run. Per table:
 
-- ``gold/group_datetime`` — each (mall, interval) partition with more than one file is
-  rewritten as one file sorted by object, thresholds and bucket: the layout the
-  report API reads fastest (docs/performance.md). A Z-order would interleave object and
-  time and lose that order, so gold is compacted by this sorted rewrite instead, marked
+- ``gold/group_datetime`` — each (mall, interval) partition where a file period's rows
+  (a month of hourly buckets, a year of the others') are not alone in one file is
+  rewritten as one file a period, sorted by object, thresholds and bucket
+  (:mod:`jobs.layout`): the layout the report API reads fastest, and the one that lets
+  a run replace a past day without copying more than that period (docs/performance.md). A Z-order would interleave object and time and lose that
+  order, so gold is compacted by this sorted rewrite instead, marked
   ``dataChange=false`` as Delta's own compaction is.
 - ``silver/sessions`` — ``OPTIMIZE … ZORDER BY (object_id)``: BI tools filter sessions
   by object.
@@ -22,6 +24,7 @@ Reads give the same rows before and after (tests/test_maintenance.py).
 
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -29,7 +32,8 @@ from typing import Sequence
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.spec import GOLD_SORT, GROUP_DATETIME, SESSIONS
+from jobs import layout
+from jobs.spec import GROUP_DATETIME, SESSIONS
 from jobs.tables import PARTITIONS, Lakehouse
 
 #: Delta's default ``delta.deletedFileRetentionDuration``: the shortest safe retention.
@@ -57,15 +61,25 @@ class TableReport:
 
 
 def compact_gold(lake: Lakehouse) -> None:
-    """Rewrite the gold partitions that hold more than one file as one sorted file each,
-    in one commit."""
-    parts = (lake.read(GROUP_DATETIME).select("mall_id", "interval", F.input_file_name().alias("f"))
-             .distinct().groupBy("mall_id", "interval").count().where("count > 1").collect())
-    if not parts:
+    """Rewrite, in one commit, every gold partition (mall, interval) where a file
+    period's rows (:mod:`jobs.layout`) are not alone in one file: spread over files (a
+    nightly run adds one), or sharing a file with another period (the layout before
+    periods). Whole partitions: Delta's compaction commit (``dataChange=false``) takes
+    no data filter."""
+    rows = (lake.read(GROUP_DATETIME)
+            .select("mall_id", "interval", layout.file_start(F.col("interval"), F.col("bucket_date")).alias("p"),
+                    F.input_file_name().alias("f"))
+            .distinct().collect())
+    files, periods = collections.defaultdict(set), collections.defaultdict(set)
+    for r in rows:
+        files[(r.mall_id, r.interval, r.p)].add(r.f)
+        periods[r.f].add((r.mall_id, r.interval, r.p))
+    stale = {g[:2] for g, fs in files.items() if len(fs) > 1 or any(len(periods[f]) > 1 for f in fs)}
+    if not stale:
         return
-    where = " OR ".join(f"(mall_id = {int(r.mall_id)} AND interval = '{r.interval}')"
-                        for r in sorted(parts, key=lambda r: (r.mall_id, r.interval)))
-    lake.rewrite_sorted(GROUP_DATETIME, where, GOLD_SORT)
+    where = " OR ".join(f"(mall_id = {int(m)} AND interval = '{i}')" for m, i in sorted(stale))
+    rewritten = [g for g in files if g[:2] in stale]
+    lake.rewrite(GROUP_DATETIME, where, lambda df: layout.gold_files(df, rewritten))
 
 
 def maintain(spark: SparkSession, lake: Lakehouse, retain_hours: float = SAFE_RETAIN_HOURS,

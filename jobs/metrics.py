@@ -223,15 +223,19 @@ def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> Data
                     gsh.cast("double").alias("sum_session_duration"), *comebacks))
 
 
-def group_datetime(classified: DataFrame, malls: DataFrame) -> DataFrame:
+def group_datetime(classified: DataFrame, malls: DataFrame, buckets: str | None = None) -> DataFrame:
     """Classified sessions → every gold row of SPEC §8 for the buckets they start in.
 
     :param classified: sessions with ``base_class`` and ``comeback`` (see classify).
     :param malls: ``(mall_id, timezone)``.
+    :param buckets: only the buckets this SQL predicate on ``mall_id``, ``interval`` and
+        ``bucket_date`` keeps (a run's scope). A bucket's rows come from its own sessions
+        alone, so this is the same as filtering the result, without aggregating the rest.
     """
-    spark = classified.sparkSession
-    return (classified
-            .transform(add_buckets, malls)
+    bucketed = classified.transform(add_buckets, malls)
+    if buckets:
+        bucketed = bucketed.where(buckets)
+    return (bucketed
             .transform(client_masks)
             .transform(bucket_slots)
-            .transform(gold_rows, combos(spark), malls))
+            .transform(gold_rows, combos(classified.sparkSession), malls))

@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from jobs.spec import INTERVAL_PERIOD
+from jobs.spec import INTERVAL_PERIOD, gold_file_start
 
 #: Per mall, sorted and disjoint (first, last) local date ranges, both included.
 DateRanges = dict[int, list[tuple[dt.date, dt.date]]]
@@ -157,6 +157,14 @@ class GoldScope:
             parts.append(f"(interval IN ({intervals}) AND "
                          f"({date_ranges_predicate(ranges, 'bucket_date')}))")
         return " OR ".join(parts)
+
+    def file_periods(self) -> list[tuple[int, str, dt.date]]:
+        """The gold files this scope writes: (mall, interval, start of the file's period,
+        :func:`jobs.spec.gold_file_start`) for every date of the interval's ranges (a few
+        more than hold rows is harmless: :mod:`jobs.layout`)."""
+        return sorted({(m, interval, gold_file_start(interval, d))
+                       for interval, period in INTERVAL_PERIOD.items()
+                       for m, d in days(self.periods[period])})
 
     def mall_dates(self) -> int:
         """How many (mall, date)s have their day buckets replaced."""

@@ -144,6 +144,17 @@ SENSORS = "ops/sensors"
 #: buckets). The pipeline writes it and maintenance keeps it.
 GOLD_PARTITIONS: tuple[str, ...] = ("mall_id", "interval")
 GOLD_SORT: tuple[str, ...] = ("object_id", "bounce_threshold", "engagement_threshold", "bucket_start")
+#: Gold's files: one per partition and calendar period of ``bucket_date`` (jobs/layout.py):
+#: a month of hourly buckets, a year of the other intervals' (their rows are few).
+GOLD_FILE_PERIOD: dict[str, str] = {"hourly": "month"}
+GOLD_FILE_PERIOD_DEFAULT = "year"
+
+
+def gold_file_start(interval: str, bucket_date: dt.date) -> dt.date:
+    """The first day of the gold file period that holds ``bucket_date``."""
+    if GOLD_FILE_PERIOD.get(interval, GOLD_FILE_PERIOD_DEFAULT) == "month":
+        return bucket_date.replace(day=1)
+    return bucket_date.replace(month=1, day=1)
 
 
 # ---------------------------------------------------------------------------- §10 report

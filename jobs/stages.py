@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import classify, formats, ingest, landing, metrics, progress, scope, sessions
+from jobs import classify, formats, ingest, landing, layout, metrics, progress, scope, sessions
 from jobs.config import Config
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
 from jobs.spark import rows_df
-from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GOLD_SORT, GROUP_DATETIME,
+from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GROUP_DATETIME,
                        INGESTED_FILES, MALFORMED, PENDING_DATES, QUARANTINE, SENSORS, SESSIONS,
                        TOO_LATE, UNKNOWN_SENSOR)
 from jobs.summary import Summary
@@ -293,9 +293,9 @@ def build_gold(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
     previous = classify.previous_visits(all_days.where(F.col("date") <= F.lit(last)))
     classified = classify.classify(lake.read(SESSIONS).where(date_ranges_predicate(read, "date")),
                                    employees, previous)
-    gold = metrics.group_datetime(classified, malls_df(spark, cfg)).where(owned.predicate())
-    # One sorted file per (mall, interval): the API reads a few row groups of it.
-    lake.replace(GROUP_DATETIME, gold, owned.predicate(), sorted_by=GOLD_SORT)
+    gold = (metrics.group_datetime(classified, malls_df(spark, cfg), buckets=owned.predicate())
+            .transform(layout.gold_files, owned.file_periods()))
+    lake.replace(GROUP_DATETIME, gold, owned.predicate(), laid_out=True)
     summary.gold_rows_written = lake.last_metric(GROUP_DATETIME, "numOutputRows")
     summary.gold_buckets_dates = owned.mall_dates()
     progress.step("  gold/group_datetime: %d rows over %d mall-dates", summary.gold_rows_written,

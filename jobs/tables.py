@@ -19,7 +19,7 @@ re-running a run changes nothing.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -168,28 +168,19 @@ class Lakehouse:
             return rows_df(self.spark, [], SCHEMAS[table])
         return self.spark.read.format("delta").load(self.path(table))
 
-    def replace(self, table: str, df: DataFrame, predicate: str,
-                sorted_by: Sequence[str] | None = None) -> None:
+    def replace(self, table: str, df: DataFrame, predicate: str, laid_out: bool = False) -> None:
         """Atomically replace the rows matching ``predicate`` with ``df``.
 
         Every row of ``df`` must match ``predicate`` (Delta checks it). An empty
         ``df`` deletes the matching rows; rows outside the predicate are untouched.
-        ``sorted_by``: write one file per partition, sorted by these columns (gold's
-        layout, :data:`jobs.spec.GOLD_SORT`) instead of Delta's optimized write.
+        ``laid_out``: ``df`` is already arranged in the tasks and order its files should
+        have (gold's, :func:`jobs.layout.gold_files`), instead of Delta's optimized write.
         """
         self.ensure(table)
-        if sorted_by is not None:
-            df = self._one_sorted_file_per_partition(table, df, sorted_by)
         (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("overwrite")
-         .option("replaceWhere", predicate).option("optimizeWrite", str(sorted_by is None).lower())
+         .option("replaceWhere", predicate).option("optimizeWrite", str(not laid_out).lower())
          .option("mergeSchema", "true")
          .save(self.path(table)))
-
-    @staticmethod
-    def _one_sorted_file_per_partition(table: str, df: DataFrame, sort: Sequence[str]) -> DataFrame:
-        parts = PARTITIONS[table]
-        # Partition columns first: the writer then keeps this order instead of re-sorting.
-        return df.repartition(*parts).sortWithinPartitions(*parts, *sort)
 
     def merge(self, table: str, source: DataFrame, keys: Sequence[str], *,
               prune: str | None = None, update_when: str | None = None,
@@ -252,11 +243,12 @@ class Lakehouse:
         """How many data files the table's current version has."""
         return int(DeltaTable.forPath(self.spark, self.path(table)).detail().collect()[0].numFiles)
 
-    def rewrite_sorted(self, table: str, predicate: str, sort: Sequence[str]) -> None:
-        """Rewrite the rows matching ``predicate`` as one file per partition, sorted by
-        the partition columns then ``sort``; a ``dataChange=false`` commit, as Delta's
-        own compaction is (readers see the same rows)."""
-        (self._one_sorted_file_per_partition(table, self.read(table).where(predicate), sort)
+    def rewrite(self, table: str, predicate: str,
+                arrange: Callable[[DataFrame], DataFrame]) -> None:
+        """Rewrite the rows matching ``predicate`` as ``arrange`` lays them out (e.g.
+        :func:`jobs.layout.gold_files`); a ``dataChange=false`` commit, as Delta's own
+        compaction is (readers see the same rows)."""
+        (arrange(self.read(table).where(predicate))
          .select(*SCHEMAS[table].fieldNames())
          .write.format("delta").mode("overwrite").option("replaceWhere", predicate)
          .option("dataChange", "false").option("optimizeWrite", "false").save(self.path(table)))

@@ -1,5 +1,6 @@
 """Delta maintenance (issue 5): compaction and VACUUM change no row of any table, for
-Spark and for the API's reader (delta-rs); gold stays one sorted file per partition;
+Spark and for the API's reader (delta-rs); gold stays one sorted file per partition and
+period (a month of hours, a year of the rest);
 a retention under 7 days is refused; VACUUM removes the files of replaced versions and
 the uncommitted files a killed run leaves behind."""
 
@@ -14,7 +15,8 @@ from deltalake import DeltaTable as RsDeltaTable
 
 from jobs import run
 from jobs.config import load_config
-from jobs.maintenance import GOLD_SORT, MaintenanceError, maintain
+from jobs.maintenance import MaintenanceError, maintain
+from jobs.spec import GOLD_SORT
 from jobs.tables import GROUP_DATETIME, PARTITIONS, SESSIONS, Lakehouse
 from tests.helpers import generated_world
 
@@ -68,8 +70,9 @@ def test_maintenance_changes_no_row_and_vacuum_removes_dead_files(spark, lake):
     assert _rows(spark, lake) == before and _rs_gold(lake) == rs_before
     by_table = {r.table: r for r in reports}
     assert by_table[GROUP_DATETIME].files_before == files_before > 12
-    # One file per (mall, interval) partition: 2 malls × 6 intervals.
-    assert by_table[GROUP_DATETIME].files_after_optimize == len(RsDeltaTable(str(gold)).file_uris()) == 12
+    # One file per partition and period: Feb 27 … Mar 1 is two months of hourly buckets,
+    # one year of each of the 5 other intervals with data; 7 files a mall.
+    assert by_table[GROUP_DATETIME].files_after_optimize == len(RsDeltaTable(str(gold)).file_uris()) == 14
     assert all(r.files_vacuumed == 0 for r in reports)  # nothing is older than a week yet
     assert orphan.exists()
 
@@ -82,8 +85,10 @@ def test_maintenance_changes_no_row_and_vacuum_removes_dead_files(spark, lake):
     assert _rows(spark, lake) == before and _rs_gold(lake) == rs_before
 
 
-def test_gold_files_stay_sorted_for_the_api(lake):
+def test_gold_files_stay_sorted_for_the_api_and_hold_one_period_each(lake):
     for uri in RsDeltaTable(str(lake / GROUP_DATETIME)).file_uris():
-        t = pq.read_table(uri.removeprefix("file://"), columns=list(GOLD_SORT)).to_pylist()
+        t = pq.read_table(uri.removeprefix("file://"), columns=[*GOLD_SORT, "bucket_date"]).to_pylist()
         keys = [tuple(r[c] for c in GOLD_SORT) for r in t]
         assert keys == sorted(keys), uri
+        hourly = "interval=hourly" in uri
+        assert len({r["bucket_date"].replace(day=1) if hourly else r["bucket_date"].year for r in t}) == 1, uri

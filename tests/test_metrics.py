@@ -161,3 +161,20 @@ def test_no_sessions_of_a_type_gives_zeros(spark, malls):
     r = gold.first()
     assert (r.count_session, r.count_client, r.avg_session_duration, r.sum_session_duration,
             r.count_comeback_client_10_year) == (0, 0, 0, 0.0, 0)
+
+
+def test_a_scope_aggregates_only_its_buckets_and_leaves_theirs_whole(spark, malls):
+    """A run's scope (``buckets``) keeps whole buckets: the weekly and monthly rows of a
+    session outside the day range are still its week's and month's."""
+    rows = [(3, 3, "mall", "c", dt.date(2016, 2, 1), _ts("2016-02-01 10:00:00"), 10 * MIN, "visitor", 0),
+            (3, 3, "mall", "d", dt.date(2016, 2, 2), _ts("2016-02-02 10:00:00"), 10 * MIN, "visitor", 0)]
+    scope = ("(interval IN ('hourly', 'daily') AND bucket_date = DATE'2016-02-02') OR "
+             "(interval IN ('weekly', 'monthly') AND mall_id = 3)")
+    got = (metrics.group_datetime(spark.createDataFrame(rows, CLASSIFIED), malls, buckets=scope)
+           .where("user_type = 'all' AND bounce_threshold = 5 AND engagement_threshold = 20")
+           .select("interval", "bucket_date", "count_client"))
+    expected = spark.createDataFrame(
+        [("hourly", dt.date(2016, 2, 2), 1), ("daily", dt.date(2016, 2, 2), 1),
+         ("weekly", dt.date(2016, 2, 1), 2), ("monthly", dt.date(2016, 2, 1), 2)],
+        "interval string, bucket_date date, count_client long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

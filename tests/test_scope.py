@@ -41,5 +41,17 @@ def test_gold_scope_is_the_whole_day_iso_week_and_month():
     assert "(interval IN ('monthly') AND ((mall_id = 7 AND bucket_date >= DATE'2016-02-01' AND bucket_date <= DATE'2016-02-29')))" in pred
 
 
+
+def test_gold_scope_names_the_files_it_writes_a_month_of_hours_a_year_of_the_rest():
+    feb, y2016 = date(2016, 2, 1), date(2016, 1, 1)
+    assert GoldScope.around([(7, date(2016, 2, 29))]).file_periods() == [
+        (7, "daily", y2016), (7, "hourly", feb), (7, "monthly", y2016),
+        (7, "weekday", y2016), (7, "weekend", y2016), (7, "weekly", y2016)]
+    # The last ISO week of 2015 ends in 2016 (Sun Jan 3): its weekly bucket (Mon Dec 28)
+    # is in a 2015 file; 2016's is foreseen too (a file no row needs is never written).
+    assert (7, "weekly", date(2015, 1, 1)) in GoldScope.around([(7, date(2016, 1, 2))]).file_periods()
+    assert (7, "hourly", date(2015, 12, 1)) not in GoldScope.around([(7, date(2016, 1, 2))]).file_periods()
+
+
 def test_a_predicate_that_owns_nothing_is_false():
     assert date_ranges_predicate({}, "date") == "false"
