@@ -103,7 +103,8 @@ def write_table(spark, cfg, path: Path, layout: str) -> int:
 
     schema = ("mall_id long, object_id long, object_type string, interval string, start long, "
               "bucket_date date, datetime string")
-    b = spark.createDataFrame(_bucket_rows(cfg), schema)
+    bucket_rows = _bucket_rows(cfg)
+    b = spark.createDataFrame(bucket_rows, schema)
     combos = spark.createDataFrame([(x, y, t) for x, y in THRESHOLD_PAIRS for t in USER_TYPES],
                                    "bounce_threshold int, engagement_threshold int, user_type string")
     h = F.xxhash64("object_id", "start", "bounce_threshold", "engagement_threshold", "user_type")
@@ -123,7 +124,7 @@ def write_table(spark, cfg, path: Path, layout: str) -> int:
     if layout == "periods":
         from jobs.layout import gold_files
         from jobs.spec import gold_file_start
-        writer = gold_files(df, {(m, i, gold_file_start(i, d)) for m, _, _, i, _, d, _ in _bucket_rows(cfg)})
+        writer = gold_files(df, {(m, i, gold_file_start(i, d)) for m, _, _, i, _, d, _ in bucket_rows})
     else:
         writer = df.repartition(*GOLD_PARTITIONS)
     if layout == "clustered":

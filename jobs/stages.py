@@ -195,9 +195,14 @@ def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) 
         lake.append(PENDING_DATES, rows_df(spark, new, SCHEMAS[PENDING_DATES]))
 
 
+def _sql_strings(values: Iterable[str]) -> str:
+    """``'a', 'b'``: SQL string literals for an ``IN (…)`` list ('' when none)."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
 def _quarantined(lake: Lakehouse, files: Iterable[str]) -> dict[str, set[str]]:
     """The reasons ``bronze/quarantine`` holds rows for, per file among ``files``."""
-    names = ", ".join("'" + f.replace("'", "''") + "'" for f in sorted(set(files)))
+    names = _sql_strings(sorted(set(files)))
     if not names or not lake.exists(QUARANTINE):
         return {}
     held: dict[str, set[str]] = {}
@@ -211,7 +216,7 @@ def _clear_repaired(lake: Lakehouse, repaired: set[str]) -> None:
     """Files once quarantined whole as corrupt, delivered again and now readable, leave
     the quarantine: their records are in bronze or quarantined line by line."""
     if repaired:
-        files = ", ".join("'" + f.replace("'", "''") + "'" for f in sorted(repaired))
+        files = _sql_strings(sorted(repaired))
         lake.delete(QUARANTINE, f"reason = '{CORRUPT_FILE}' AND source_file IN ({files})")
 
 
@@ -224,7 +229,7 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
         return []
     # too_late rows know their (mall, date); unknown_sensor rows their sensor (rows
     # quarantined before the column existed have none: they are tried every time).
-    configured = ", ".join("'" + r[0].replace("'", "''") + "'" for r in cfg.sensor_rows()) or "NULL"
+    configured = _sql_strings(r[0] for r in cfg.sensor_rows()) or "NULL"
     held = lake.read(QUARANTINE).where(
         f"(reason = '{UNKNOWN_SENSOR}' AND (sensor_id IS NULL OR sensor_id IN ({configured}))) OR "
         f"(reason = '{TOO_LATE}' AND ({date_ranges_predicate(ranges, 'date')}))")
