@@ -12,7 +12,6 @@ import time
 
 from delta.exceptions import DeltaConcurrentModificationException
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from jobs import catalog, stages
 from jobs.config import Config, client_id_key
@@ -82,7 +81,7 @@ def _start(spark: SparkSession, cfg: Config, command: str) -> tuple[Summary, Lak
     if is_dev_key:
         summary.notes.append("client ids use the development HMAC key: set FOOTFALL_HMAC_KEY "
                              "for real data")
-    return summary, Lakehouse(spark, cfg.storage.lakehouse), key
+    return summary, Lakehouse(spark, cfg.storage.lakehouse, cfg.storage.delta_rs_options), key
 
 
 def _recompute(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summary,
@@ -117,8 +116,7 @@ def nightly(spark: SparkSession, cfg: Config, date: dt.date,
             cutoff = date - dt.timedelta(days=cfg.settings.max_lateness_days)
             stages.ingest_new_files(spark, lake, cfg, summary, key, now, too_late_before=cutoff)
         malls = {m.id for m in cfg.malls}
-        pending = by_mall((r.mall_id, r.date) for r in lake.read(PENDING_DATES)
-                          .where(F.col("date") <= F.lit(date)).collect() if r.mall_id in malls)
+        pending = by_mall((m, d) for m, d in lake.rows(PENDING_DATES) if d <= date and m in malls)
         _recompute(spark, lake, cfg, summary, pending, sensors)
         with stage(summary, "finish", spark):
             if pending:
@@ -156,7 +154,7 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
 def maintain(spark: SparkSession, cfg: Config, retain_hours: float) -> str:
     """The weekly maintenance (:mod:`jobs.maintenance`) under the run lock; its report."""
     from jobs.maintenance import maintain as maintain_tables
-    lake = Lakehouse(spark, cfg.storage.lakehouse)
+    lake = Lakehouse(spark, cfg.storage.lakehouse, cfg.storage.delta_rs_options)
     t0 = time.perf_counter()
     with writing(cfg, maintain_command(retain_hours)):
         reports = maintain_tables(spark, lake, retain_hours)

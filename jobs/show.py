@@ -14,7 +14,7 @@ from jobs.tables import Lakehouse
 def render(spark: SparkSession, cfg: Config) -> str:
     """Row counts per table, quarantine reasons, and a sample of gold: the monthly
     'all' rows (b=5, e=20) of every mall."""
-    lake = Lakehouse(spark, cfg.storage.lakehouse)
+    lake = Lakehouse(spark, cfg.storage.lakehouse, cfg.storage.delta_rs_options)
     out = [f"lakehouse {lake.root}"]
     for table in (BRONZE_PROBES, QUARANTINE, SESSIONS, CLIENT_DAYS, GROUP_DATETIME, OBJECTS,
                   INGESTED_FILES, PENDING_DATES):

@@ -78,10 +78,12 @@ def build_spark(master: str = "local[*]", app_name: str = "footfall",
     settings = {**BASE_CONF, "spark.jars": ",".join(session_jars() + extra),
                 "spark.driver.extraJavaOptions": driver_java_options()}
     if master.startswith("local"):
-        # A local run talks only to itself: keep the driver on loopback. Its Python
-        # workers (capture files, jobs/capture.py) run this interpreter, whatever PATH says.
-        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
-                         "spark.pyspark.python": sys.executable})
+        # A local run talks only to itself: keep the driver on loopback.
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        # Its Python workers (capture files, jobs/capture.py) run this interpreter, whatever
+        # PATH says: an in-process SparkContext takes them from PYSPARK_PYTHON only (not from
+        # spark.pyspark.python), else `python3` on PATH, which may lack pyarrow.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.update(conf)
     for key, value in settings.items():
         builder = builder.config(key, value)

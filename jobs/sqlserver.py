@@ -157,7 +157,8 @@ def _update(spark, cfg: Config) -> tuple[list[str], dict | None]:
     a note otherwise (the next registration does it)."""
     try:
         with lakehouse_lock(cfg.storage, "sql (catalog update)"):
-            _, opened = catalog.sync_lakehouse(spark, cfg, Lakehouse(spark, cfg.storage.lakehouse))
+            lake = Lakehouse(spark, cfg.storage.lakehouse, cfg.storage.delta_rs_options)
+            _, opened = catalog.sync_lakehouse(spark, cfg, lake)
     except LakehouseBusy as exc:
         return [f"objects table and comments left as they are: {exc}"], None
     return [], opened

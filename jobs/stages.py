@@ -33,6 +33,8 @@ from jobs.spec import (BRONZE_PROBES, CLIENT_DAYS, CORRUPT_FILE, GROUP_DATETIME,
 from jobs.summary import Summary
 from jobs.tables import SCHEMAS, Lakehouse
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
 # -- the config as DataFrames ---------------------------------------------------------
 
 
@@ -57,7 +59,7 @@ def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.da
     new records from it are ``unknown_sensor``.
     """
     current = {r[0]: (*r, None) for r in cfg.sensor_rows()}
-    before = {r.sensor_id: tuple(r) for r in lake.read(SENSORS).collect()}
+    before = {r[0]: r for r in lake.rows(SENSORS)}
     after = dict(current)
     for sid, row in before.items():
         if sid not in current:
@@ -85,8 +87,7 @@ def _write_probes(lake: Lakehouse, valid: DataFrame, run_id: str, touched: list[
     probes = (valid.withColumn("run_id", F.lit(run_id))
               .select(*SCHEMAS[BRONZE_PROBES].fieldNames())
               .transform(ingest.dedupe_probes))
-    partitions = " OR ".join(f"(mall_id = {m} AND date = DATE'{d}')" for m, d in sorted(set(touched)))
-    if not lake.holds_rows(BRONZE_PROBES, partitions):
+    if not lake.holds_any(BRONZE_PROBES, touched):
         # Partitions no run has written yet (a new day, a first backfill): nothing to
         # match, and the run lock keeps them empty until this commit.
         lake.append(BRONZE_PROBES, probes)
@@ -108,8 +109,8 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     :param too_late_before: the nightly lateness cut-off (SPEC §9); None in a backfill.
     """
     listing = landing.list_landing(spark, cfg.storage.landing, cfg.feeds, summary.files_skipped)
-    known = {tuple(r) for r in lake.read(INGESTED_FILES)
-             .select("path", "size", F.unix_millis("modification_time")).collect()}
+    known = {(path, size, (mtime - _EPOCH) // dt.timedelta(milliseconds=1))
+             for path, size, mtime in lake.rows(INGESTED_FILES, ["path", "size", "modification_time"])}
     new_files = [f for f in listing if (f.path, f.size, f.mtime_ms) not in known]
     summary.files_seen = len(listing)
     summary.files_new = len(new_files)
@@ -121,7 +122,8 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     if too_late_before is not None:
         parsed = ingest.flag_too_late(parsed, too_late_before)
     parsed = parsed.persist()
-    stats = (parsed.groupBy("source_file", "reason")
+    # Per (mall, date) too: the valid rows' pairs are the run's touched dates (one job less).
+    stats = (parsed.groupBy("source_file", "reason", "mall_id", "date")
              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("randomized").cast("int")).alias("rnd"))
              .collect())
     with_lines = {r.source_file for r in stats}
@@ -144,7 +146,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     progress.step("  read %d records: %d valid, %d rejected", summary.records_read,
                   summary.records_valid, sum(summary.rejected.values()))
     valid = parsed.where(F.col("reason").isNull())
-    touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
+    touched = sorted({(r.mall_id, r.date) for r in stats if r.reason is None})
     _write_probes(lake, valid, summary.run_id, touched)
     progress.step("  bronze/probes: merged the probes of %d mall-dates", len(touched))
     rejected = (parsed.where(F.col("reason").isNotNull())
@@ -188,9 +190,7 @@ def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) 
     costs seconds of planning and jobs)."""
     if not touched:
         return
-    held = ({(r.mall_id, r.date) for r in lake.read(PENDING_DATES).collect()}
-            if lake.exists(PENDING_DATES) else set())
-    new = sorted(set(touched) - held)
+    new = sorted(set(touched) - set(lake.rows(PENDING_DATES)))
     if new:
         lake.append(PENDING_DATES, rows_df(spark, new, SCHEMAS[PENDING_DATES]))
 

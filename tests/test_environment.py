@@ -8,6 +8,7 @@ import importlib.metadata as md
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pyspark
@@ -73,6 +74,14 @@ def test_a_driver_without_the_archive_starts_with_the_log_settings_alone(monkeyp
     assert paths.driver_java_options(log) == (
         f"-Dlog4j2.configurationFile=file:{log} -XX:SharedArchiveFile={log} "
         "-Xlog:cds=off -Xlog:cds+dynamic=off")
+
+
+def test_python_workers_run_this_interpreter_whatever_path_says(spark):
+    # Capture files are decoded in Python workers that need this environment's pyarrow;
+    # PySpark would otherwise start `python3` from PATH (a venv used without activation).
+    assert spark.sparkContext.pythonExec == sys.executable
+    worker = spark.sparkContext.parallelize([0], 1).map(lambda _: __import__("sys").prefix).collect()
+    assert worker == [sys.prefix]
 
 
 def test_a_delta_table_round_trip(spark, tmp_path):

@@ -1,0 +1,63 @@
+"""The Lakehouse's small reads by the driver (jobs/tables.py): the ops registries, which
+partitions hold rows, a commit's metrics. They go through delta-rs where it reaches the
+lakehouse, through Spark elsewhere; both give the same answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from jobs.spark import rows_df
+from jobs.tables import BRONZE_PROBES, INGESTED_FILES, PENDING_DATES, SCHEMAS, Lakehouse
+
+D1, D2 = dt.date(2016, 3, 1), dt.date(2016, 3, 2)
+UTC = dt.timezone.utc
+
+
+@pytest.fixture(params=["delta-rs", "spark"])
+def lake(request, spark, tmp_path, monkeypatch):
+    """A fresh lakehouse, read through delta-rs or (as for a scheme delta-rs cannot
+    reach) through Spark."""
+    if request.param == "spark":
+        monkeypatch.setattr(Lakehouse, "_spark_only", property(lambda self: True))
+    return Lakehouse(spark, str(tmp_path / "lake"))
+
+
+def test_rows_of_a_small_table_and_none_before_it_exists(spark, lake):
+    assert lake.rows(PENDING_DATES) == []
+    lake.append(PENDING_DATES, rows_df(spark, [(1290, D2), (215, D1)], SCHEMAS[PENDING_DATES]))
+    assert sorted(lake.rows(PENDING_DATES)) == [(215, D1), (1290, D2)]
+
+
+def test_rows_give_timestamps_in_utc_to_the_microsecond(spark, lake):
+    mtime = dt.datetime(2016, 3, 2, 23, 59, 59, 123000, tzinfo=UTC)
+    lake.append(INGESTED_FILES, rows_df(spark, [("file:/l/a.json", 42, mtime, "run-1")],
+                                        SCHEMAS[INGESTED_FILES]))
+    assert lake.rows(INGESTED_FILES, ["path", "size", "modification_time"]) == [
+        ("file:/l/a.json", 42, mtime)]
+
+
+def _probe(mall: int, date: dt.date, line: int) -> tuple:
+    ts = dt.datetime.combine(date, dt.time(12), tzinfo=UTC)
+    return (mall, date, "s-1", "c-1", ts, -60, False, "f.json", line, "run-1")
+
+
+def test_holds_any_sees_only_partitions_with_rows(spark, lake):
+    assert not lake.holds_any(BRONZE_PROBES, [(215, D1)])
+    lake.append(BRONZE_PROBES, rows_df(spark, [_probe(215, D1, 1)], SCHEMAS[BRONZE_PROBES]))
+    cases = [([(215, D1)], True), ([(215, D2)], False), ([(1290, D1)], False),
+             ([(1290, D1), (215, D1)], True), ([], False)]
+    assert [lake.holds_any(BRONZE_PROBES, parts) for parts, _ in cases] == [want for _, want in cases]
+    lake.delete(BRONZE_PROBES, "mall_id = 215")
+    assert not lake.holds_any(BRONZE_PROBES, [(215, D1)])
+
+
+def test_last_metric_is_of_the_latest_commit(spark, lake):
+    lake.append(BRONZE_PROBES, rows_df(spark, [_probe(215, D1, 1), _probe(215, D1, 2)],
+                                       SCHEMAS[BRONZE_PROBES]))
+    assert lake.last_metric(BRONZE_PROBES, "numOutputRows") == 2
+    lake.replace(BRONZE_PROBES, rows_df(spark, [_probe(215, D2, 3)], SCHEMAS[BRONZE_PROBES]),
+                 f"date = DATE'{D2}'")
+    assert lake.last_metric(BRONZE_PROBES, "numOutputRows") == 1
+    assert lake.last_metric(BRONZE_PROBES, "noSuchMetric") == 0
