@@ -17,7 +17,7 @@ from jobs import catalog, stages
 from jobs.config import Config, client_id_key
 from jobs.landing import check_landing
 from jobs.lock import ConcurrentRunError, lakehouse_lock
-from jobs.scope import DateRanges, by_mall, date_ranges_predicate
+from jobs.scope import DateRanges, by_mall
 from jobs.spec import PENDING_DATES
 from jobs.summary import Summary, stage
 from jobs.tables import Lakehouse
@@ -120,7 +120,7 @@ def nightly(spark: SparkSession, cfg: Config, date: dt.date,
         _recompute(spark, lake, cfg, summary, pending, sensors)
         with stage(summary, "finish", spark):
             if pending:
-                lake.delete(PENDING_DATES, date_ranges_predicate(pending, "date"))
+                stages.clear_pending(spark, lake, pending)
             _catalog(spark, cfg, lake, summary)
     return summary
 
@@ -146,7 +146,7 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
             stages.replay_quarantine(spark, lake, cfg, summary, key, now, ranges)
         _recompute(spark, lake, cfg, summary, ranges, sensors)
         with stage(summary, "finish", spark):
-            lake.delete(PENDING_DATES, date_ranges_predicate(ranges, "date"))
+            stages.clear_pending(spark, lake, ranges)
             _catalog(spark, cfg, lake, summary)
     return summary
 

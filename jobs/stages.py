@@ -9,7 +9,8 @@ by running it again (SPEC §9):
 2. :func:`build_sessions` — the run's (mall, date) scope is rebuilt from bronze into
    ``silver/sessions`` and ``silver/client_days`` (replaceWhere on the scope).
 3. :func:`build_gold` — every bucket the scope can change (:mod:`jobs.scope`) is
-   recomputed and replaced in ``gold/group_datetime``.
+   recomputed and replaced in ``gold/group_datetime``; then :func:`clear_pending` takes
+   the scope out of ``ops/pending_dates``.
 
 Transforms come from :mod:`jobs.ingest`, :mod:`jobs.sessions`, :mod:`jobs.classify` and
 :mod:`jobs.metrics`; files are read by :mod:`jobs.landing`, tables by :mod:`jobs.tables`.
@@ -193,6 +194,17 @@ def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) 
     new = sorted(set(touched) - set(lake.rows(PENDING_DATES)))
     if new:
         lake.append(PENDING_DATES, rows_df(spark, new, SCHEMAS[PENDING_DATES]))
+
+
+def clear_pending(spark: SparkSession, lake: Lakehouse, ranges: DateRanges) -> None:
+    """Take the (mall, date)s of ``ranges`` out of ``ops/pending_dates``, once their
+    sessions and gold are written: the small table is rewritten with the rest, in one
+    commit (a DELETE plans, scans and rewrites: about a second)."""
+    done = set(scope.days(ranges))
+    held = lake.rows(PENDING_DATES)
+    rest = [md for md in held if md not in done]
+    if len(rest) < len(held):
+        lake.overwrite(PENDING_DATES, rows_df(spark, sorted(rest), SCHEMAS[PENDING_DATES]))
 
 
 def _sql_strings(values: Iterable[str]) -> str:
