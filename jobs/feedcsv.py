@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.feeds import Feed, zoned
+from jobs.ingest import inside_quotes, quoted, strip
 from jobs.spec import FIELDS
 
 #: A wall-clock time without an offset, as read without a ``ts_format``: ISO 8601's
@@ -32,7 +33,7 @@ def split_fields(line: Column, delimiter: str) -> Column:
     """A line's fields: split at each ``delimiter`` outside double quotes, each field
     trimmed and unquoted (``""`` inside quotes is one ``"``)."""
     # Most lines hold no quote: a plain split is several times cheaper than the lookahead.
-    plain = F.transform(F.split(line, re.escape(delimiter)), _trim)
+    plain = F.transform(F.split(line, re.escape(delimiter)), strip)
     quoted = F.transform(F.split(line, _outside_quotes(delimiter)), _unquote)
     return F.when(line.contains('"'), quoted).otherwise(plain)
 
@@ -43,14 +44,10 @@ def _outside_quotes(delimiter: str) -> str:
     return re.escape(delimiter) + r'(?=(?:[^"]*"[^"]*")*[^"]*(?![\s\S]))'
 
 
-def _trim(c: Column) -> Column:
-    return F.regexp_replace(c, r"^\s+|\s+\z", "")
-
-
 def _unquote(c: Column) -> Column:
-    trimmed = _trim(c)
-    inner = F.regexp_replace(F.regexp_replace(trimmed, r'(?s)^"(.*)"\z', "$1"), '""', '"')
-    return F.when(trimmed.rlike(r'(?s)^".*"\z'), _trim(inner)).otherwise(trimmed)
+    trimmed = strip(c)
+    inner = F.replace(inside_quotes(trimmed), F.lit('""'), F.lit('"'))
+    return F.when(quoted(trimmed), strip(inner)).otherwise(trimmed)
 
 
 def columns_of(feed: Feed) -> dict[str, str]:

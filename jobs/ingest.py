@@ -19,6 +19,10 @@ from jobs.spec import (CSV_EXTENSIONS, EPOCH_MS_FROM, FIELDS, GZIP_EXTENSION, IN
                        RSSI_MAX, RSSI_MIN, TOO_LATE, UNKNOWN_SENSOR)
 
 MIN_TS_MS = int(MIN_TS.timestamp() * 1000)
+#: Java's ``\s``, the white space the SPEC's "trimmed" removes.
+_ASCII_SPACE = " \t\n\x0b\f\r"
+#: More characters than a Spark string holds: "to the end" for ``substring``.
+_LONGEST = 2**31 - 1
 MAX_TS_AHEAD_MS = int(MAX_TS_AHEAD.total_seconds() * 1000)
 
 # Patterns end with \z, not $: Java's $ also matches before a final line terminator
@@ -71,9 +75,10 @@ def split_lines(files: DataFrame, file_format: str | None = None, names=None) ->
         .select("source_file", "format", "csv_header", "csv_names",
                 F.posexplode(F.split("value", "\n")).alias("pos", "raw"))
         # A byte-order mark counts only at the start of the file (line 1).
-        .withColumn("raw", F.regexp_replace(
-            F.when(F.col("pos") == 0, F.regexp_replace("raw", r"^\ufeff", "")).otherwise(F.col("raw")),
-            r"\r\z", ""))
+        .withColumn("raw", F.when((F.col("pos") == 0) & F.col("raw").startswith("\ufeff"),
+                                  _drop_first(F.col("raw"))).otherwise(F.col("raw")))
+        .withColumn("raw", F.when(F.col("raw").endswith("\r"), _drop_last(F.col("raw")))
+                    .otherwise(F.col("raw")))
         .where(strip(F.col("raw")) != "")
         .where(~((F.col("format") == "csv") & (F.col("pos") == 0)))
         .select("source_file", "format", (F.col("pos") + 1).cast("long").alias("line_no"),
@@ -88,12 +93,32 @@ def csv_names(header: Column) -> Column:
 
 def strip(c: Column) -> Column:
     """Remove ASCII white space (space, tab, CR, LF, FF, VT) at both ends."""
-    return F.regexp_replace(c, r"^\s+|\s+\z", "")
+    # A set of characters, not a regular expression: ~5× cheaper, and it runs on every
+    # field of every line.
+    return F.btrim(c, F.lit(_ASCII_SPACE))
+
+
+def quoted(text: Column) -> Column:
+    """Whether ``text`` is at least two characters that start and end with ``"``."""
+    return (F.length(text) >= 2) & text.startswith('"') & text.endswith('"')
+
+
+def _drop_first(c: Column) -> Column:
+    return F.substring(c, 2, _LONGEST)
+
+
+def _drop_last(c: Column) -> Column:
+    return c.substr(F.lit(1), F.length(c) - 1)
+
+
+def inside_quotes(text: Column) -> Column:
+    """``text`` without its first and last character (its enclosing quotes)."""
+    return _drop_last(_drop_first(text))
 
 
 def _unquote(c: Column) -> Column:
-    # (?s): a CR inside the quotes is white space to strip, not the end of the match.
-    return strip(F.regexp_replace(strip(c), r'(?s)^"(.*)"\z', "$1"))
+    trimmed = strip(c)
+    return strip(F.when(quoted(trimmed), inside_quotes(trimmed)).otherwise(trimmed))
 
 
 def _parse_json_line(raw: Column) -> Column:

@@ -86,13 +86,16 @@ def _write_probes(lake: Lakehouse, valid: DataFrame, run_id: str, touched: list[
     if not touched:
         return
     probes = (valid.withColumn("run_id", F.lit(run_id))
-              .select(*SCHEMAS[BRONZE_PROBES].fieldNames())
-              .transform(ingest.dedupe_probes))
+              .select(*SCHEMAS[BRONZE_PROBES].fieldNames()))
     if not lake.holds_any(BRONZE_PROBES, touched):
         # Partitions no run has written yet (a new day, a first backfill): nothing to
-        # match, and the run lock keeps them empty until this commit.
-        lake.append(BRONZE_PROBES, probes)
+        # match, and the run lock keeps them empty until this commit. One shuffle, by
+        # partition, serves both the dedupe (its keys start with the partition's) and the
+        # files (one per partition); Delta's optimized write would shuffle a second time.
+        lake.append(BRONZE_PROBES, probes.repartition("mall_id", "date").transform(ingest.dedupe_probes),
+                    laid_out=True)
         return
+    probes = probes.transform(ingest.dedupe_probes)
     malls = sorted({m for m, _ in touched})
     lo, hi = min(d for _, d in touched), max(d for _, d in touched)
     prune = (f"t.mall_id IN ({', '.join(map(str, malls))}) AND "

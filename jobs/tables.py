@@ -209,11 +209,13 @@ class Lakehouse:
             m = m.whenMatchedUpdate(condition=update_when, set=dict(update_set))
         m.whenNotMatchedInsertAll().execute()
 
-    def append(self, table: str, df: DataFrame) -> None:
+    def append(self, table: str, df: DataFrame, laid_out: bool = False) -> None:
         """Add the rows of ``df``: only where none of them can be in the table yet
-        (partitions that :meth:`holds_any` found empty); elsewhere :meth:`merge`."""
+        (partitions that :meth:`holds_any` found empty); elsewhere :meth:`merge`.
+        ``laid_out``: as in :meth:`replace`."""
         self.ensure(table)
         (df.select(*SCHEMAS[table].fieldNames()).write.format("delta").mode("append")
+         .option("optimizeWrite", str(not laid_out).lower())
          .option("mergeSchema", "true").save(self.path(table)))
 
     # -- small reads by the driver, without Spark ---------------------------------------
