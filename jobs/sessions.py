@@ -40,7 +40,9 @@ def sessionize(probes_at_objects: DataFrame, gap_minutes: float) -> DataFrame:
         (at least one strong probe).
     """
     gap_ms = int(round(gap_minutes * 60_000))
-    by_client = Window.partitionBy("object_id", "client_id", "date").orderBy("ts")
+    # mall_id and date first: rows already hash-partitioned by (mall, date), as silver's
+    # files are, need no second shuffle (an object lies in one mall).
+    by_client = Window.partitionBy("mall_id", "date", "object_id", "client_id").orderBy("ts")
     ms = F.unix_millis("ts")
     starts = (F.lag(ms).over(by_client).isNull()
               | ((ms - F.lag(ms).over(by_client)) > gap_ms)).cast("int")

@@ -276,16 +276,21 @@ def build_sessions(lake: Lakehouse, cfg: Config, summary: Summary, ranges: DateR
     probes = lake.read(BRONZE_PROBES).where(pred)
     if cfg.settings.randomized_macs == "exclude":
         summary.randomized_excluded = probes.where("randomized").count()
+    # One shuffle, of the probes before they fan out to their objects, by silver's
+    # partition: the windows, the aggregation and one file per (mall, date) all use it,
+    # so the write needs no optimized write (a second shuffle).
     built = (probes
              .transform(sessions.drop_randomized, cfg.settings.randomized_macs)
+             .repartition("mall_id", "date")
              .transform(sessions.at_objects, sensors)
              .transform(sessions.sessionize, cfg.settings.session_gap_minutes))
-    lake.replace(SESSIONS, built, pred)
+    lake.replace(SESSIONS, built, pred, laid_out=True)
     summary.sessions_written = lake.last_metric(SESSIONS, "numOutputRows")
     summary.session_dates = len(scope.days(ranges))
     progress.step("  silver/sessions: %d sessions for %d mall-dates", summary.sessions_written,
                   summary.session_dates)
-    lake.replace(CLIENT_DAYS, lake.read(SESSIONS).where(pred).transform(sessions.client_days), pred)
+    lake.replace(CLIENT_DAYS, lake.read(SESSIONS).where(pred).repartition("mall_id", "date")
+                 .transform(sessions.client_days), pred, laid_out=True)
 
 
 # -- 3. gold ---------------------------------------------------------------------------
