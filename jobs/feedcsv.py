@@ -34,8 +34,8 @@ def split_fields(line: Column, delimiter: str) -> Column:
     trimmed and unquoted (``""`` inside quotes is one ``"``)."""
     # Most lines hold no quote: a plain split is several times cheaper than the lookahead.
     plain = F.transform(F.split(line, re.escape(delimiter)), strip)
-    quoted = F.transform(F.split(line, _outside_quotes(delimiter)), _unquote)
-    return F.when(line.contains('"'), quoted).otherwise(plain)
+    with_quotes = F.transform(F.split(line, _outside_quotes(delimiter)), _unquote)
+    return F.when(line.contains('"'), with_quotes).otherwise(plain)
 
 
 def _outside_quotes(delimiter: str) -> str:
