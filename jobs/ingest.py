@@ -117,7 +117,10 @@ def inside_quotes(text: Column) -> Column:
 
 
 def _unquote(c: Column) -> Column:
-    trimmed = strip(c)
+    return _unquote_trimmed(strip(c))
+
+
+def _unquote_trimmed(trimmed: Column) -> Column:
     return strip(F.when(quoted(trimmed), inside_quotes(trimmed)).otherwise(trimmed))
 
 
@@ -158,12 +161,13 @@ def _json_fields(v: Column) -> dict[str, Column]:
 
 
 def _csv_fields(values: Column, names: Column) -> dict[str, Column]:
-    """Field texts of a CSV line split into ``values``, by the header's ``names``."""
+    """Field texts of a CSV line split into ``values``, by the header's ``names``,
+    trimmed but still quoted (:func:`_unquote_trimmed` takes the quotes off)."""
     same_width = F.size(values) == F.size(names)
     out = {}
     for name in FIELDS:
         pos = F.array_position(names, name).cast("int")
-        out[name] = F.when(same_width & (pos > 0), _unquote(F.try_element_at(values, pos)))
+        out[name] = F.when(same_width & (pos > 0), strip(F.try_element_at(values, pos)))
     return out
 
 
@@ -188,28 +192,34 @@ def parse_fields(lines: DataFrame, fast: bool = True) -> DataFrame:
               .withColumn("_values", F.when(~is_json, F.split(raw, ",")))
               .withColumn("_names", F.when(~is_json, names)))
     js = _json_fields(F.col("_v"))
-    parsed = parsed.select("*", *[js[n].alias(f"_j_{n}") for n in FIELDS])
     cs = _csv_fields(F.col("_values"), F.col("_names"))
+    # Columns, not expressions: the unquoting reads a CSV field five times, and Spark
+    # would evaluate a repeated expression each time.
+    parsed = parsed.select("*", *[js[n].alias(f"_j_{n}") for n in FIELDS],
+                           *[cs[n].alias(f"_c_{n}") for n in FIELDS])
     out = parsed.select("*", *[
         F.when(F.col("_flat"), strip(F.col("_f")[n]))
-        .when(is_json, strip(F.col(f"_j_{n}"))).otherwise(cs[n]).alias(f"{n}_text")
+        .when(is_json, strip(F.col(f"_j_{n}")))
+        .otherwise(_unquote_trimmed(F.col(f"_c_{n}"))).alias(f"{n}_text")
         for n in FIELDS])
     missing = F.lit(False)
     for name in FIELDS:
         missing = missing | F.col(f"{name}_text").isNull()
     return (out.withColumn("malformed", missing)
             .drop("_flat", "_f", "_v", "_values", "_names", "csv_names",
-                  *[f"_j_{n}" for n in FIELDS]))
+                  *[f"_j_{n}" for n in FIELDS], *[f"_c_{n}" for n in FIELDS]))
 
 
-def normalise_mac(text: Column) -> tuple[Column, Column]:
-    """(valid spelling, normalised ``aa:bb:cc:dd:ee:ff``) for a MAC text."""
+def mac_digits(text: Column) -> Column:
+    """The 12 hex digits (lower case) of a MAC text in an accepted spelling, else null."""
     low = F.lower(text)
-    spelled = low.rlike(_MAC)
-    # Meaningful only where spelled: 12 hex digits and separators.
-    hex12 = F.translate(low, ":-.", "")
-    colon = F.concat_ws(":", *[F.substring(hex12, i, 2) for i in range(1, 12, 2)])
-    return spelled, colon
+    return F.when(low.rlike(_MAC), F.translate(low, ":-.", ""))
+
+
+def colon_mac(digits: Column) -> Column:
+    """``aa:bb:cc:dd:ee:ff`` from :func:`mac_digits` (null stays null)."""
+    pairs = F.concat_ws(":", *[F.substring(digits, i, 2) for i in range(1, 12, 2)])
+    return F.when(digits.isNotNull(), pairs)
 
 
 def parse_ts_ms(text: Column) -> Column:
@@ -231,18 +241,20 @@ def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:
     :param sensors: ``(sensor_id, …)`` of the config; others are ``unknown_sensor``.
     :param now_ms: the ingest time; instants after it + 1 day are ``invalid_ts``.
     """
-    spelled, mac = normalise_mac(F.col("mac_text"))
-    first_octet = F.conv(F.substring(mac, 1, 2), 16, 10).cast("int")
     rssi = F.when(F.col("rssi_text").rlike(r"^[+-]?[0-9]+\z"), F.col("rssi_text").try_cast("int"))
-    ts_ms = parse_ts_ms(F.col("ts_text"))
     known = sensors.select(F.col("sensor_id").alias("_known_sensor")).distinct()
+    # The MAC's digits and first octet are columns of their own, each read several times:
+    # as one expression repeated, Spark would evaluate it at each use (~2 s per million).
     out = (
         df.join(F.broadcast(known), F.col("sensor_id_text") == F.col("_known_sensor"), "left")
-        .withColumn("mac", F.when(spelled, mac))
+        .withColumn("_digits", mac_digits(F.col("mac_text")))
+        .withColumn("_octet", F.conv(F.substring("_digits", 1, 2), 16, 10).cast("int"))
+        .withColumn("mac", colon_mac(F.col("_digits")))
         .withColumn("rssi", rssi)
-        .withColumn("ts_ms", ts_ms)
+        .withColumn("ts_ms", parse_ts_ms(F.col("ts_text")))
     )
-    mac_ok = spelled & ((first_octet.bitwiseAND(1)) == 0)
+    # Null (so not ok) when the MAC is not in an accepted spelling.
+    mac_ok = F.col("_octet").bitwiseAND(1) == 0
     rssi_ok = F.col("rssi").between(RSSI_MIN, RSSI_MAX)
     ts_ok = F.col("ts_ms").between(MIN_TS_MS, now_ms + MAX_TS_AHEAD_MS)
     reason = (F.when(F.col("malformed"), MALFORMED)
@@ -253,8 +265,9 @@ def validate(df: DataFrame, sensors: DataFrame, now_ms: int) -> DataFrame:
     return (out.withColumn("reason", reason)
             .withColumn("sensor_id", F.col("sensor_id_text"))
             .withColumn("ts", F.timestamp_millis("ts_ms"))
-            .withColumn("randomized", (first_octet.bitwiseAND(2)) != 0)
-            .drop("_known_sensor"))
+            # Null where the MAC is invalid: only valid records' flag means anything.
+            .withColumn("randomized", F.col("_octet").bitwiseAND(2) != 0)
+            .drop("_known_sensor", "_digits", "_octet"))
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:

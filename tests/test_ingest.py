@@ -177,6 +177,8 @@ def test_randomised_flag_is_the_locally_administered_bit(spark, cfg):
         ("02: the bit set", _json(mac="02:00:00:00:00:01"), True),
         ("00: the bit clear", _json(mac="00:00:00:00:00:01"), False),
         ("fe: the bit set", _json(mac="fe:00:00:00:00:01"), True),
+        ("dotted, the bit set", _json(mac="0a00.0000.0001"), True),
+        ("not a MAC: no flag", _json(mac="02:00:00:00:00"), None),
     ]))
 
 
