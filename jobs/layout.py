@@ -75,19 +75,28 @@ def file_start(interval: Column, bucket_date: Column) -> Column:
     return start
 
 
+def file_tasks(df: DataFrame, periods: Sequence[tuple[int, str, dt.date]]) -> DataFrame:
+    """``df`` (with ``mall_id``, ``interval``, ``bucket_date``) in one task per (mall,
+    interval, period start) of ``periods``: the task that writes that period's file."""
+    periods = sorted(set(periods))
+    if not periods:
+        return df.repartition(*GOLD_PARTITIONS)
+    keys = distinct_bucket_keys(len(periods))
+    lookup = rows_df(df.sparkSession, [(*g, k) for g, k in zip(periods, keys)],
+                     "mall_id long, interval string, _file_start date, _file_key int")
+    return (df.withColumn("_file_start", file_start(F.col("interval"), F.col("bucket_date")))
+            .join(F.broadcast(lookup), ["mall_id", "interval", "_file_start"], "left")
+            .repartition(len(periods), "_file_key")
+            .select(*df.columns))
+
+
+def sorted_for_files(gold: DataFrame) -> DataFrame:
+    """Each task's rows in its files' order: the partition columns first (the writer then
+    keeps this order instead of sorting again), then :data:`GOLD_SORT`."""
+    return gold.sortWithinPartitions(*GOLD_PARTITIONS, *GOLD_SORT)
+
+
 def gold_files(gold: DataFrame, periods: Sequence[tuple[int, str, dt.date]]) -> DataFrame:
     """``gold`` ordered for the writer: one task (so one file) per (mall, interval,
     period start) of ``periods``, sorted by the partition columns then :data:`GOLD_SORT`."""
-    periods = sorted(set(periods))
-    if not periods:
-        return gold.repartition(*GOLD_PARTITIONS).sortWithinPartitions(*GOLD_PARTITIONS, *GOLD_SORT)
-    keys = distinct_bucket_keys(len(periods))
-    lookup = rows_df(gold.sparkSession, [(*g, k) for g, k in zip(periods, keys)],
-                     "mall_id long, interval string, _file_start date, _file_key int")
-    columns = gold.columns
-    return (gold.withColumn("_file_start", file_start(F.col("interval"), F.col("bucket_date")))
-            .join(F.broadcast(lookup), ["mall_id", "interval", "_file_start"], "left")
-            .repartition(len(periods), "_file_key")
-            # Partition columns first: the writer then keeps this order instead of re-sorting.
-            .sortWithinPartitions(*GOLD_PARTITIONS, *GOLD_SORT)
-            .select(*columns))
+    return gold.transform(file_tasks, periods).transform(sorted_for_files)

@@ -17,11 +17,14 @@ A (b, e, user type) is then one slot: the bins whose durations
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import reduce
+from typing import Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs import layout
 from jobs.spark import rows_df
 from jobs.spec import (COMEBACK_WINDOWS, EMPLOYEE, GSH_INTERVALS, PASSER,
                        THRESHOLD_PAIRS, THRESHOLDS, USER_TYPES, VISITOR, visitor_class)
@@ -223,7 +226,8 @@ def gold_rows(slots: DataFrame, combo_rows: DataFrame, malls: DataFrame) -> Data
                     gsh.cast("double").alias("sum_session_duration"), *comebacks))
 
 
-def group_datetime(classified: DataFrame, malls: DataFrame, buckets: str | None = None) -> DataFrame:
+def group_datetime(classified: DataFrame, malls: DataFrame, buckets: str | None = None,
+                   file_periods: Sequence[tuple[int, str, dt.date]] | None = None) -> DataFrame:
     """Classified sessions → every gold row of SPEC §8 for the buckets they start in.
 
     :param classified: sessions with ``base_class`` and ``comeback`` (see classify).
@@ -231,11 +235,17 @@ def group_datetime(classified: DataFrame, malls: DataFrame, buckets: str | None 
     :param buckets: only the buckets this SQL predicate on ``mall_id``, ``interval`` and
         ``bucket_date`` keeps (a run's scope). A bucket's rows come from its own sessions
         alone, so this is the same as filtering the result, without aggregating the rest.
+    :param file_periods: lay the rows out for gold's files, as
+        :func:`jobs.layout.gold_files` does. Each bucket goes to its file's task before it
+        becomes its 28 × 7 rows, so that the shuffle moves buckets, not 196 times as
+        many rows.
     """
     bucketed = classified.transform(add_buckets, malls)
     if buckets:
         bucketed = bucketed.where(buckets)
-    return (bucketed
-            .transform(client_masks)
-            .transform(bucket_slots)
-            .transform(gold_rows, combos(classified.sparkSession), malls))
+    slots = bucketed.transform(client_masks).transform(bucket_slots)
+    if file_periods is None:
+        return slots.transform(gold_rows, combos(classified.sparkSession), malls)
+    return (slots.transform(layout.file_tasks, file_periods)
+            .transform(gold_rows, combos(classified.sparkSession), malls)
+            .transform(layout.sorted_for_files))

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import classify, formats, ingest, landing, layout, metrics, progress, scope, sessions
+from jobs import classify, formats, ingest, landing, metrics, progress, scope, sessions
 from jobs.config import Config
 from jobs.scope import DateRanges, GoldScope, MallDate, date_ranges_predicate
 from jobs.spark import rows_df
@@ -318,8 +318,8 @@ def build_gold(spark: SparkSession, lake: Lakehouse, cfg: Config, summary: Summa
     previous = classify.previous_visits(all_days.where(F.col("date") <= F.lit(last)))
     classified = classify.classify(lake.read(SESSIONS).where(date_ranges_predicate(read, "date")),
                                    employees, previous)
-    gold = (metrics.group_datetime(classified, malls_df(spark, cfg), buckets=owned.predicate())
-            .transform(layout.gold_files, owned.file_periods()))
+    gold = metrics.group_datetime(classified, malls_df(spark, cfg), buckets=owned.predicate(),
+                                  file_periods=owned.file_periods())
     lake.replace(GROUP_DATETIME, gold, owned.predicate(), laid_out=True)
     summary.gold_rows_written = lake.last_metric(GROUP_DATETIME, "numOutputRows")
     summary.gold_buckets_dates = owned.mall_dates()

@@ -181,7 +181,7 @@ class Lakehouse:
         Every row of ``df`` must match ``predicate`` (Delta checks it). An empty
         ``df`` deletes the matching rows; rows outside the predicate are untouched.
         ``laid_out``: ``df`` is already arranged in the tasks and order its files should
-        have (gold's, :func:`jobs.layout.gold_files`; silver's, by (mall, date)), instead
+        have (gold's, :mod:`jobs.layout`; silver's, by (mall, date)), instead
         of Delta's optimized write.
         """
         self.ensure(table)

@@ -39,6 +39,15 @@ def _parquet_on_disk(folder: Path) -> set[str]:
     return {str(p) for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts}
 
 
+def _assert_sorted_files_of_one_period(lake: Path) -> None:
+    for uri in RsDeltaTable(str(lake / GROUP_DATETIME)).file_uris():
+        t = pq.read_table(uri.removeprefix("file://"), columns=[*GOLD_SORT, "bucket_date"]).to_pylist()
+        keys = [tuple(r[c] for c in GOLD_SORT) for r in t]
+        assert keys == sorted(keys), uri
+        hourly = "interval=hourly" in uri
+        assert len({r["bucket_date"].replace(day=1) if hourly else r["bucket_date"].year for r in t}) == 1, uri
+
+
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory):
     """A lakehouse after a backfill and a partial re-run: several files per partition."""
@@ -50,6 +59,12 @@ def lake(spark, tmp_path_factory):
     run.backfill(spark, cfg, START, START + dt.timedelta(days=DAYS - 1), now=NOW)
     run.backfill(spark, cfg, START + dt.timedelta(days=1), START + dt.timedelta(days=1), now=NOW)
     return lake
+
+
+def test_the_runs_write_gold_sorted_one_period_a_file(lake):
+    # Before maintenance: the layout the runs themselves give (their replaceWhere keeps
+    # a rewritten file's rows in their order).
+    _assert_sorted_files_of_one_period(lake)
 
 
 def test_a_retention_under_seven_days_is_refused(spark, lake):
@@ -86,9 +101,4 @@ def test_maintenance_changes_no_row_and_vacuum_removes_dead_files(spark, lake):
 
 
 def test_gold_files_stay_sorted_for_the_api_and_hold_one_period_each(lake):
-    for uri in RsDeltaTable(str(lake / GROUP_DATETIME)).file_uris():
-        t = pq.read_table(uri.removeprefix("file://"), columns=[*GOLD_SORT, "bucket_date"]).to_pylist()
-        keys = [tuple(r[c] for c in GOLD_SORT) for r in t]
-        assert keys == sorted(keys), uri
-        hourly = "interval=hourly" in uri
-        assert len({r["bucket_date"].replace(day=1) if hourly else r["bucket_date"].year for r in t}) == 1, uri
+    _assert_sorted_files_of_one_period(lake)
