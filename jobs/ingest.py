@@ -319,6 +319,19 @@ def flag_too_late(df: DataFrame, cutoff) -> DataFrame:
     return df.withColumn("reason", F.when(late, F.lit(TOO_LATE)).otherwise(F.col("reason")))
 
 
+def for_writes(parsed: DataFrame) -> DataFrame:
+    """The parsed records cut to what ingest's writes, statistics and notes read: the
+    raw line and CSV header only where the record is rejected (the quarantine keeps
+    them; bronze does not), the field texts not at all."""
+    # Persisted for those several readers: the raw line was most of every cached row.
+    rejected = F.col("reason").isNotNull()
+    return parsed.select(
+        "source_file", "line_no", "reason", "malformed", "mall_id", "date", "sensor_id",
+        "client_id", "ts", "rssi", "randomized",
+        F.when(rejected, F.col("raw")).alias("raw"),
+        F.when(rejected, F.col("csv_header")).alias("csv_header"))
+
+
 def dedupe_probes(df: DataFrame) -> DataFrame:
     """Exact duplicates (same sensor, client, instant) collapse into one probe with the
     highest RSSI; among equals, the earliest file and line is kept as its source."""

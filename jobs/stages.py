@@ -125,7 +125,7 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
     parsed = _parse(fields, spark, cfg, key, now)
     if too_late_before is not None:
         parsed = ingest.flag_too_late(parsed, too_late_before)
-    parsed = parsed.persist()
+    parsed = parsed.transform(ingest.for_writes).persist()
     # Per (mall, date) too: the valid rows' pairs are the run's touched dates (one job less).
     stats = (parsed.groupBy("source_file", "reason", "mall_id", "date")
              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("randomized").cast("int")).alias("rnd"))
@@ -250,7 +250,8 @@ def replay_quarantine(spark: SparkSession, lake: Lakehouse, cfg: Config, summary
         f"(reason = '{TOO_LATE}' AND ({date_ranges_predicate(ranges, 'date')}))")
     if held.isEmpty():
         return []
-    parsed = _parse(formats.held_fields(spark, held, cfg), spark, cfg, key, now).persist()
+    parsed = (_parse(formats.held_fields(spark, held, cfg), spark, cfg, key, now)
+              .transform(ingest.for_writes).persist())
     valid = parsed.where(F.col("reason").isNull()).where(date_ranges_predicate(ranges, "date"))
     touched = [(r.mall_id, r.date) for r in valid.select("mall_id", "date").distinct().collect()]
     summary.replayed_from_quarantine = valid.count()
