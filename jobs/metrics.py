@@ -260,8 +260,7 @@ def group_datetime(classified: DataFrame, malls: DataFrame, buckets: str | None 
     # and more. (Left to itself Spark shuffles before each, the first time by client.)
     slots = (bucketed.repartition(*_BUCKET)
              .transform(client_masks).transform(mask_groups).transform(bucket_slots))
-    if file_periods is None:
-        return slots.transform(gold_rows, combos(classified.sparkSession), malls)
-    return (slots.transform(layout.file_tasks, file_periods)
-            .transform(gold_rows, combos(classified.sparkSession), malls)
-            .transform(layout.sorted_for_files))
+    if file_periods is not None:
+        slots = slots.transform(layout.file_tasks, file_periods)
+    gold = slots.transform(gold_rows, combos(classified.sparkSession), malls)
+    return gold if file_periods is None else gold.transform(layout.sorted_for_files)
