@@ -87,8 +87,10 @@ def next_visits(client_days: DataFrame, scope: DateRanges) -> DataFrame:
     """``(mall_id, next_date)``: for each client day in ``scope``, the client's next
     date with a session at the same object (whose comeback looks back at it)."""
     w = Window.partitionBy("object_id", "client_id").orderBy("date")
-    malls = ", ".join(str(m) for m in scope) or "NULL"
-    return (client_days.where(f"mall_id IN ({malls})")
+    # A day's next date is never before it: the days before the scope are not read.
+    since = " OR ".join(f"(mall_id = {m} AND date >= DATE'{min(lo for lo, _ in rs)}')"
+                        for m, rs in scope.items() if rs) or "FALSE"
+    return (client_days.where(since)
             .withColumn("next_date", F.lead("date").over(w))
             .where(date_ranges_predicate(scope, "date"))
             .where(F.col("next_date").isNotNull())

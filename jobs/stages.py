@@ -217,13 +217,10 @@ def _sql_strings(values: Iterable[str]) -> str:
 
 def _quarantined(lake: Lakehouse, files: Iterable[str]) -> dict[str, set[str]]:
     """The reasons ``bronze/quarantine`` holds rows for, per file among ``files``."""
-    names = _sql_strings(sorted(set(files)))
-    if not names or not lake.exists(QUARANTINE):
-        return {}
     held: dict[str, set[str]] = {}
-    for r in (lake.read(QUARANTINE).where(f"source_file IN ({names})")
-              .select("source_file", "reason").distinct().collect()):
-        held.setdefault(r.source_file, set()).add(r.reason)
+    for source_file, reason in lake.rows(QUARANTINE, ["source_file", "reason"],
+                                         isin=("source_file", sorted(set(files)))):
+        held.setdefault(source_file, set()).add(reason)
     return held
 
 
@@ -276,7 +273,8 @@ def build_sessions(lake: Lakehouse, cfg: Config, summary: Summary, ranges: DateR
     pred = date_ranges_predicate(ranges, "date")
     probes = lake.read(BRONZE_PROBES).where(pred)
     if cfg.settings.randomized_macs == "exclude":
-        summary.randomized_excluded = probes.where("randomized").count()
+        summary.randomized_excluded = lake.count_true(BRONZE_PROBES, "randomized",
+                                                      scope.days(ranges))
     # One shuffle, of the probes before they fan out to their objects, by silver's
     # partition: the windows, the aggregation and one file per (mall, date) all use it,
     # so the write needs no optimized write (a second shuffle).

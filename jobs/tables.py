@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.lock import local_folder
@@ -239,19 +240,35 @@ class Lakehouse:
     def _spark_only(self) -> bool:
         return local_folder(self.root) is None and not self.root.startswith("s3a://")
 
-    def rows(self, table: str, columns: Sequence[str] | None = None) -> list[tuple]:
+    def rows(self, table: str, columns: Sequence[str] | None = None,
+             isin: tuple[str, Iterable] | None = None) -> list[tuple]:
         """Every row of a small table (the ops registries) as tuples of ``columns``
         (default: the schema's), [] when the table does not exist. Timestamps are UTC
-        (time-zone aware)."""
+        (time-zone aware).
+
+        :param isin: ``(column, values)``: only the rows whose ``column`` is one of
+            ``values`` (a partition column prunes files, another one row groups).
+        """
         cols = list(columns or SCHEMAS[table].fieldNames())
+        values = None if isin is None else list(isin[1])
+        if values == []:
+            return []
         if self._spark_only:
             utc = dt.timezone.utc  # Spark returns local wall-clock time, without a zone
+            df = self.read(table)
+            if isin is not None:
+                df = df.where(F.col(isin[0]).isin(values))
             return [tuple(v.astimezone(utc) if isinstance(v, dt.datetime) else v for v in r)
-                    for r in self.read(table).select(*cols).collect()]
+                    for r in df.select(*cols).collect()]
         rs = self._delta_rs(table)
         if rs is None:
             return []
-        data = rs.to_pyarrow_table(columns=cols)
+        if isin is None:
+            data = rs.to_pyarrow_table(columns=cols)
+        else:
+            import pyarrow.compute as pc
+            data = rs.to_pyarrow_dataset().to_table(
+                columns=cols, filter=pc.field(isin[0]).isin(values))
         return list(zip(*(data.column(c).to_pylist() for c in cols)))
 
     def holds_any(self, table: str, partitions: Iterable[tuple]) -> bool:
@@ -274,6 +291,35 @@ class Lakehouse:
         counts = adds.column("num_records").to_pylist()
         # A file without statistics may hold rows; one with num_records 0 holds none.
         return any(tuple(v) in wanted and n != 0 for *v, n in zip(*values, counts))
+
+    def count_true(self, table: str, column: str, partitions: Iterable[tuple]) -> int:
+        """How many rows of ``partitions`` (values of the table's partition columns, in
+        order, as in :meth:`holds_any`) have ``column`` true; one boolean column of those
+        partitions' files is read."""
+        *outer, last = PARTITIONS[table]
+        groups: dict[tuple, list] = {}
+        for *head, v in sorted(set(partitions)):
+            groups.setdefault(tuple(head), []).append(v)
+        if self._spark_only:
+            if not groups or not self.exists(table):
+                return 0
+            col = F.col
+        else:
+            import pyarrow.compute as pc
+            rs = self._delta_rs(table)
+            if rs is None or not groups:
+                return 0
+            col = pc.field
+        # (outer keys equal AND last key in the values), OR-ed over the outer values.
+        pred = None
+        for head, values in groups.items():
+            one = col(last).isin(values)
+            for k, v in zip(outer, head):
+                one = one & (col(k) == v)
+            pred = one if pred is None else pred | one
+        if self._spark_only:
+            return self.read(table).where(pred & col(column)).count()
+        return rs.to_pyarrow_dataset().count_rows(filter=pred & col(column))
 
     def delete_keys(self, table: str, keys_df: DataFrame, keys: Sequence[str]) -> None:
         """Delete the rows whose ``keys`` appear in ``keys_df`` (deduplicated here)."""

@@ -107,6 +107,9 @@ def test_backfill_equals_the_reference_model(spark, backfilled, model):
     assert len(expected) > 10_000
     assert _diff(got, expected) == []
     assert summary.gold_rows_written == len(expected)
+    # The default excludes randomised MACs: the run counts the bronze probes it left out.
+    randomised = Lakehouse(spark, str(lake)).read(BRONZE_PROBES).where("randomized").count()
+    assert summary.randomized_excluded == randomised > 0
     assert _table(spark, lake, SESSIONS, "object_id", "date", "duration_ms") == sorted(
         (s["object_id"], s["date"], s["duration_ms"]) for s in ref_sessions)
 

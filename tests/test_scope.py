@@ -1,11 +1,13 @@
-"""What a run owns (jobs/scope.py, SPEC §9): hand-computed dates, no Spark."""
+"""What a run owns (jobs/scope.py, SPEC §9): hand-computed dates (Spark only for the
+next visits, which are read from ``client_days``)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 from jobs.scope import (GoldScope, by_mall, date_ranges_predicate, dependent_dates,
-                        employee_lookback, to_ranges)
+                        employee_lookback, next_visits, to_ranges)
+from jobs.tables import CLIENT_DAYS, SCHEMAS
 
 
 def test_dates_collapse_into_maximal_runs():
@@ -19,6 +21,21 @@ def test_a_changed_date_touches_the_next_13_dates_and_the_next_visits():
     d = date(2016, 3, 1)
     got = dependent_dates({1: [(d, d)]}, employee_window_days=14, next_visit_dates=[(1, date(2016, 6, 1))])
     assert got == [(1, d + timedelta(days=i)) for i in range(14)] + [(1, date(2016, 6, 1))]
+
+
+def test_next_visits_are_the_next_dates_of_the_scopes_client_days(spark):
+    feb, mar = (lambda d: date(2016, 2, d)), (lambda d: date(2016, 3, d))
+    days = [(mall, d, obj, "zone", client, 1, 60_000) for mall, d, obj, client in [
+        (1, feb(20), 10, "a"), (1, mar(1), 10, "a"), (1, mar(5), 10, "a"),  # Mar 1 → Mar 5
+        (1, mar(1), 11, "a"),                       # another object: no next date
+        (1, mar(1), 10, "b"),                       # no later day
+        (1, feb(25), 10, "c"), (1, mar(10), 10, "c"),  # Feb 25 is before the scope
+        (2, feb(2), 20, "d"), (2, feb(10), 20, "d"), (2, feb(12), 20, "d"),
+        (3, feb(2), 30, "e"), (3, feb(3), 30, "e"),  # a mall outside the scope
+    ]]
+    scope = {1: [(mar(1), mar(1))], 2: [(feb(1), feb(2)), (feb(10), feb(10))]}
+    got = next_visits(spark.createDataFrame(days, SCHEMAS[CLIENT_DAYS]), scope).collect()
+    assert sorted(tuple(r) for r in got) == [(1, mar(5)), (2, feb(10)), (2, feb(12))]
 
 
 def test_employee_status_looks_back_13_days():

@@ -1,5 +1,6 @@
-"""The Lakehouse's small reads by the driver (jobs/tables.py): the ops registries, which
-partitions hold rows, a commit's metrics. They go through delta-rs where it reaches the
+"""The Lakehouse's small reads by the driver (jobs/tables.py): the ops registries, a
+file's quarantine reasons, which partitions hold rows, a count of flagged rows, a
+commit's metrics. They go through delta-rs where it reaches the
 lakehouse, through Spark elsewhere; both give the same answers."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import datetime as dt
 import pytest
 
 from jobs.spark import rows_df
-from jobs.tables import BRONZE_PROBES, INGESTED_FILES, PENDING_DATES, SCHEMAS, Lakehouse
+from jobs.tables import (BRONZE_PROBES, INGESTED_FILES, PENDING_DATES, QUARANTINE, SCHEMAS,
+                         Lakehouse)
 
 D1, D2 = dt.date(2016, 3, 1), dt.date(2016, 3, 2)
 UTC = dt.timezone.utc
@@ -38,9 +40,32 @@ def test_rows_give_timestamps_in_utc_to_the_microsecond(spark, lake):
         ("file:/l/a.json", 42, mtime)]
 
 
-def _probe(mall: int, date: dt.date, line: int) -> tuple:
+def test_rows_whose_column_is_one_of_the_values(spark, lake):
+    assert lake.rows(QUARANTINE, ["source_file", "reason"], isin=("source_file", ["a"])) == []
+    held = [(f, n, None, None, reason, None, None, "run-1", None) for f, n, reason in
+            [("a", 1, "malformed"), ("a", 2, "invalid_ts"), ("b", 1, "malformed"), ("c", 1, "too_late")]]
+    lake.append(QUARANTINE, rows_df(spark, held, SCHEMAS[QUARANTINE]))
+    got = lake.rows(QUARANTINE, ["source_file", "reason"], isin=("source_file", ["a", "c", "z"]))
+    assert sorted(got) == [("a", "invalid_ts"), ("a", "malformed"), ("c", "too_late")]
+    assert lake.rows(QUARANTINE, ["line_no"], isin=("source_file", [])) == []
+    # On a partition column (the quarantine's reason) too.
+    assert sorted(lake.rows(QUARANTINE, ["source_file"], isin=("reason", ["malformed"]))) == [("a",), ("b",)]
+
+
+def _probe(mall: int, date: dt.date, line: int, randomized: bool = False) -> tuple:
     ts = dt.datetime.combine(date, dt.time(12), tzinfo=UTC)
-    return (mall, date, "s-1", "c-1", ts, -60, False, "f.json", line, "run-1")
+    return (mall, date, "s-1", "c-1", ts, -60, randomized, "f.json", line, "run-1")
+
+
+def test_count_true_counts_flagged_rows_of_the_given_partitions(spark, lake):
+    assert lake.count_true(BRONZE_PROBES, "randomized", [(215, D1)]) == 0
+    lake.append(BRONZE_PROBES, rows_df(spark, [
+        _probe(215, D1, 1, True), _probe(215, D1, 2, True), _probe(215, D1, 3),
+        _probe(215, D2, 4, True), _probe(1290, D1, 5, True)], SCHEMAS[BRONZE_PROBES]))
+    cases = [([(215, D1)], 2), ([(215, D1), (215, D2)], 3), ([(1290, D1), (215, D2)], 2),
+             ([(1290, D2)], 0), ([], 0), ([(215, D1), (215, D1)], 2)]
+    assert [lake.count_true(BRONZE_PROBES, "randomized", parts) for parts, _ in cases] == [
+        want for _, want in cases]
 
 
 def test_holds_any_sees_only_partitions_with_rows(spark, lake):
