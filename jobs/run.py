@@ -120,7 +120,7 @@ def nightly(spark: SparkSession, cfg: Config, date: dt.date,
         _recompute(spark, lake, cfg, summary, pending, sensors)
         with stage(summary, "finish", spark):
             if pending:
-                stages.clear_pending(spark, lake, pending)
+                stages.clear_pending(lake, pending)
             _catalog(spark, cfg, lake, summary)
     return summary
 
@@ -146,7 +146,7 @@ def backfill(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
             stages.replay_quarantine(spark, lake, cfg, summary, key, now, ranges)
         _recompute(spark, lake, cfg, summary, ranges, sensors)
         with stage(summary, "finish", spark):
-            stages.clear_pending(spark, lake, ranges)
+            stages.clear_pending(lake, ranges)
             _catalog(spark, cfg, lake, summary)
     return summary
 

@@ -65,10 +65,10 @@ def sync_sensors(spark: SparkSession, lake: Lakehouse, cfg: Config, today: dt.da
     for sid, row in before.items():
         if sid not in current:
             after[sid] = row if row[-1] is not None else (*row[:-1], today)
-    registry = rows_df(spark, sorted(after.values()), SCHEMAS[SENSORS])
+    rows = sorted(after.values())
     if after != before:
-        lake.overwrite(SENSORS, registry)
-    return registry
+        lake.overwrite_rows(SENSORS, rows)
+    return rows_df(spark, rows, SCHEMAS[SENSORS])
 
 
 # -- 1. ingest -------------------------------------------------------------------------
@@ -174,21 +174,18 @@ def ingest_new_files(spark: SparkSession, lake: Lakehouse, cfg: Config, summary:
         # delivered again, changed, under its old name): nothing to match.
         lake.append(QUARANTINE, rejected)
     _clear_repaired(lake, {f for f, reasons in held.items() if CORRUPT_FILE in reasons} & with_lines)
-    _add_pending(spark, lake, touched)
+    _add_pending(lake, touched)
     # Appended, not MERGEd: the new files are by definition not in the registry (read
     # above, and the run lock keeps it so), and each is listed once.
-    registry = rows_df(
-        spark, [(f.path, f.size, f.mtime_ms, summary.run_id) for f in new_files],
-        "path string, size long, mtime_ms long, run_id string",
-    ).select("path", "size", F.timestamp_millis("mtime_ms").alias("modification_time"), "run_id")
-    lake.append(INGESTED_FILES, registry)
+    lake.append_rows(INGESTED_FILES, [(f.path, f.size, _EPOCH + dt.timedelta(milliseconds=f.mtime_ms),
+                                       summary.run_id) for f in new_files])
     parsed.unpersist()
     for df in cached:
         df.unpersist()
     return touched
 
 
-def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) -> None:
+def _add_pending(lake: Lakehouse, touched: list[MallDate]) -> None:
     """Record the (mall, date)s with new probes in ``ops/pending_dates``, each once: the
     small table is read and only what it lacks is appended (a MERGE of a few rows
     costs seconds of planning and jobs)."""
@@ -196,10 +193,10 @@ def _add_pending(spark: SparkSession, lake: Lakehouse, touched: list[MallDate]) 
         return
     new = sorted(set(touched) - set(lake.rows(PENDING_DATES)))
     if new:
-        lake.append(PENDING_DATES, rows_df(spark, new, SCHEMAS[PENDING_DATES]))
+        lake.append_rows(PENDING_DATES, new)
 
 
-def clear_pending(spark: SparkSession, lake: Lakehouse, ranges: DateRanges) -> None:
+def clear_pending(lake: Lakehouse, ranges: DateRanges) -> None:
     """Take the (mall, date)s of ``ranges`` out of ``ops/pending_dates``, once their
     sessions and gold are written: the small table is rewritten with the rest, in one
     commit (a DELETE plans, scans and rewrites: about a second)."""
@@ -207,7 +204,7 @@ def clear_pending(spark: SparkSession, lake: Lakehouse, ranges: DateRanges) -> N
     held = lake.rows(PENDING_DATES)
     rest = [md for md in held if md not in done]
     if len(rest) < len(held):
-        lake.overwrite(PENDING_DATES, rows_df(spark, sorted(rest), SCHEMAS[PENDING_DATES]))
+        lake.overwrite_rows(PENDING_DATES, sorted(rest))
 
 
 def _sql_strings(values: Iterable[str]) -> str:

@@ -220,6 +220,40 @@ class Lakehouse:
          .option("optimizeWrite", str(not laid_out).lower())
          .option("mergeSchema", "true").save(self.path(table)))
 
+    # -- small writes by the driver ----------------------------------------------------
+    # The ops registries take a few rows a run; through Spark each such commit costs a
+    # nightly ~0.5–2 s (planning, a job, Delta's snapshot of the table), through delta-rs
+    # milliseconds. Only on a local lakehouse: on object storage Spark's log store (and
+    # its commit lock) stays the one writer. A table that does not exist yet is created
+    # by Spark, so that every table has Spark's protocol.
+
+    def append_rows(self, table: str, rows: Iterable[Sequence]) -> None:
+        """Add a few rows held by the driver (``SCHEMAS[table]`` order), as :meth:`append`."""
+        self._write_rows(table, rows, "append")
+
+    def overwrite_rows(self, table: str, rows: Iterable[Sequence]) -> None:
+        """Replace the whole small table with these rows, as :meth:`overwrite`."""
+        self._write_rows(table, rows, "overwrite")
+
+    def _write_rows(self, table: str, rows: Iterable[Sequence], mode: str) -> None:
+        local = local_folder(self.root) is not None and not self._spark_only
+        rs = self._delta_rs(table) if local else None
+        if rs is None:
+            df = rows_df(self.spark, rows, SCHEMAS[table])
+            if mode == "append":
+                self.append(table, df)
+            else:
+                self.overwrite(table, df)
+            return
+        import pyarrow as pa
+        from deltalake import write_deltalake
+        from pyspark.sql.pandas.types import to_arrow_schema
+        schema = SCHEMAS[table]
+        data = pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows],
+                                    schema=to_arrow_schema(schema, timezone="UTC"))
+        # merge: a column added to SCHEMAS is added to an older table (as mergeSchema).
+        write_deltalake(rs, data, mode=mode, schema_mode="merge")
+
     # -- small reads by the driver, without Spark ---------------------------------------
     # A Spark read of a Delta table costs a nightly run 0.3–2 s (Delta's snapshot jobs,
     # planning, code generation) however small the table; delta-rs reads the log and a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.spark import rows_df
 from jobs.tables import (BRONZE_PROBES, INGESTED_FILES, PENDING_DATES, QUARANTINE, SCHEMAS,
@@ -30,6 +31,23 @@ def test_rows_of_a_small_table_and_none_before_it_exists(spark, lake):
     assert lake.rows(PENDING_DATES) == []
     lake.append(PENDING_DATES, rows_df(spark, [(1290, D2), (215, D1)], SCHEMAS[PENDING_DATES]))
     assert sorted(lake.rows(PENDING_DATES)) == [(215, D1), (1290, D2)]
+
+
+def test_rows_appended_and_overwritten_by_the_driver(spark, lake):
+    mtime = dt.datetime(2016, 3, 2, 23, 59, 59, 123000, tzinfo=UTC)
+    lake.append_rows(PENDING_DATES, [(215, D1)])  # creates the table (by Spark)
+    lake.append_rows(PENDING_DATES, [(1290, D2), (1290, D1)])
+    lake.append_rows(INGESTED_FILES, [("file:/l/a.json", 42, mtime, "run-1")])
+    assert sorted(lake.rows(PENDING_DATES)) == [(215, D1), (1290, D1), (1290, D2)]
+    lake.overwrite_rows(PENDING_DATES, [(1290, D2)])
+    # Spark reads what the driver wrote: the same rows, the same instant.
+    assert [tuple(r) for r in lake.read(PENDING_DATES).collect()] == [(1290, D2)]
+    got = lake.read(INGESTED_FILES).select(F.unix_micros("modification_time")).first()[0]
+    assert got == (mtime - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
+    lake.overwrite_rows(PENDING_DATES, [])
+    assert lake.rows(PENDING_DATES) == [] and lake.read(PENDING_DATES).count() == 0
+    lake.append(PENDING_DATES, rows_df(spark, [(215, D2)], SCHEMAS[PENDING_DATES]))  # Spark again
+    assert lake.rows(PENDING_DATES) == [(215, D2)]
 
 
 def test_rows_give_timestamps_in_utc_to_the_microsecond(spark, lake):
